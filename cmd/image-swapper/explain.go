@@ -1,0 +1,92 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/image-swapper/image-swapper/internal/engine"
+	"github.com/image-swapper/image-swapper/internal/rules"
+)
+
+func newExplainCommand() *cobra.Command {
+	var (
+		flags        engineFlags
+		output       string
+		kind, name   string
+		objectLabels []string
+	)
+	cmd := &cobra.Command{
+		Use:   "explain --config FILE [--namespace N] IMAGE...",
+		Short: "Say what happens to each image, and why",
+		Long: `explain prints, for each image, its normalised form, the action (swap, keep
+or deny), the final reference and the rule that decided, with the reasons.
+With -o json it prints one JSON object per image and line, with the keys
+image, normalized, action, target, rule and reasons.`,
+		Example: `  image-swapper explain --config examples/config.yaml nginx quay.io/prometheus/prometheus:v3.1.0
+  image-swapper explain --config examples/config.yaml -n payments --namespace-label team=payments -o json nginx`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, images []string) error {
+			if output != "text" && output != "json" {
+				return trouble(fmt.Errorf("--output %q: want text or json", output))
+			}
+			e, err := flags.engine()
+			if err != nil {
+				return err
+			}
+			nsLabels, err := flags.labels()
+			if err != nil {
+				return err
+			}
+			objLabels, err := parseLabels("--label", objectLabels)
+			if err != nil {
+				return err
+			}
+			ctx := rules.Context{
+				Namespace:       flags.namespace,
+				NamespaceLabels: nsLabels,
+				Object:          rules.Object{Kind: kind, Name: name, Labels: objLabels},
+			}
+			out := cmd.OutOrStdout()
+			enc := json.NewEncoder(out)
+			for _, image := range images {
+				d := e.Decide(engine.Subject{Image: image, Context: ctx})
+				if output == "json" {
+					if err := enc.Encode(d); err != nil {
+						return err
+					}
+					continue
+				}
+				printDecision(out, d)
+			}
+			return nil
+		},
+	}
+	flags.register(cmd)
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	cmd.Flags().StringVar(&kind, "kind", "Pod", "kind of the object holding the image, for conditions")
+	cmd.Flags().StringVar(&name, "name", "", "name of the object holding the image, for conditions")
+	cmd.Flags().StringArrayVarP(&objectLabels, "label", "l", nil, "label KEY=VALUE of the Pod, for object selectors and the opt-out label (repeatable)")
+	return cmd
+}
+
+func printDecision(w io.Writer, d engine.Decision) {
+	fmt.Fprintf(w, "%s\n", d.Image)
+	fmt.Fprintf(w, "  normalized: %s\n", orNone(d.Normalized))
+	fmt.Fprintf(w, "  action:     %s\n", d.Action)
+	fmt.Fprintf(w, "  target:     %s\n", orNone(d.Target))
+	fmt.Fprintf(w, "  rule:       %s\n", orNone(d.Rule))
+	fmt.Fprintf(w, "  reasons:\n")
+	for _, r := range d.Reasons {
+		fmt.Fprintf(w, "    - %s\n", r)
+	}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}

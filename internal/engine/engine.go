@@ -1,0 +1,290 @@
+// Package engine decides what happens to an image: it is the one place where
+// swap rules, the allow and deny lists and namespace scoping meet. The CLI
+// and the webhook both ask it, so a decision made in CI and one made at
+// admission are the same decision.
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/image-swapper/image-swapper/internal/config"
+	"github.com/image-swapper/image-swapper/internal/glob"
+	"github.com/image-swapper/image-swapper/internal/policy"
+	"github.com/image-swapper/image-swapper/internal/reference"
+	"github.com/image-swapper/image-swapper/internal/rules"
+)
+
+// OptOutLabel on a Pod or workload, with value OptOutValue, turns swapping
+// off for it; the allow and deny lists still apply.
+const (
+	OptOutLabel = "image-swapper.io/swap"
+	OptOutValue = "disabled"
+)
+
+// systemNamespaces are left alone unless config names them in
+// namespaces.include: swapping kube-system can lock a cluster out.
+var systemNamespaces = []string{"kube-system"}
+
+// Action is what happens to an image.
+type Action = config.Action
+
+// Subject is one image to decide on, with where it was found.
+type Subject struct {
+	Image string
+	rules.Context
+}
+
+// Violation is a policy verdict against an image. In enforce mode it denies
+// the image; in warn and audit mode the image runs and the violation is
+// reported.
+type Violation struct {
+	Rule    string      `json:"rule"`
+	Message string      `json:"message"`
+	Mode    config.Mode `json:"mode"`
+}
+
+// Decision is the engine's answer for one image.
+type Decision struct {
+	// Image is the reference as written.
+	Image string `json:"image"`
+	// Normalized is Image in its normalised form; empty when it does not parse.
+	Normalized string `json:"normalized"`
+	// Action is swap, keep or deny.
+	Action Action `json:"action"`
+	// Target is the final reference: the swap target, the image as written
+	// when it is kept, or empty when it is denied.
+	Target string `json:"target"`
+	// Rule names what decided the action.
+	Rule string `json:"rule"`
+	// Reasons explain the decision, in the order they were considered.
+	Reasons []string `json:"reasons"`
+	// Violations are the policy verdicts against the image, in any mode.
+	Violations []Violation `json:"violations,omitempty"`
+}
+
+// Engine is a compiled configuration. It is safe for concurrent use.
+type Engine struct {
+	cfg      *config.Config
+	rules    *rules.Set
+	lists    *policy.Lists
+	swapping rules.Scope
+	include  []glob.Pattern
+	exclude  []glob.Pattern
+	// ownNamespace is the server's namespace, excluded like kube-system.
+	ownNamespace string
+}
+
+// Option configures an Engine.
+type Option func(*Engine)
+
+// WithOwnNamespace names the namespace image-swapper runs in; it is left
+// alone unless config includes it.
+func WithOwnNamespace(ns string) Option {
+	return func(e *Engine) { e.ownNamespace = ns }
+}
+
+// New compiles a validated configuration. Errors carry the key path.
+func New(cfg *config.Config, opts ...Option) (*Engine, error) {
+	e := &Engine{cfg: cfg}
+	for _, o := range opts {
+		o(e)
+	}
+	var errs []error
+	var err error
+	if e.rules, err = rules.Compile(cfg); err != nil {
+		errs = append(errs, err)
+	}
+	if e.lists, err = policy.New(cfg.Policies); err != nil {
+		errs = append(errs, err)
+	}
+	e.include = compilePatterns("namespaces.include", cfg.Namespaces.Include, &errs)
+	e.exclude = compilePatterns("namespaces.exclude", cfg.Namespaces.Exclude, &errs)
+	m := cfg.Mirroring
+	if e.swapping, err = rules.NewScope(m.NamespaceSelector, m.ObjectSelector, m.Condition); err != nil {
+		errs = append(errs, fmt.Errorf("mirroring.%w", err))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return e, nil
+}
+
+func compilePatterns(key string, raw []string, errs *[]error) []glob.Pattern {
+	out := make([]glob.Pattern, 0, len(raw))
+	for i, r := range raw {
+		p, err := glob.Compile(r)
+		if err != nil {
+			*errs = append(*errs, fmt.Errorf("%s[%d]: %w", key, i, err))
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// Config returns the configuration the engine was built from.
+func (e *Engine) Config() *config.Config { return e.cfg }
+
+// Decide decides on one image.
+func (e *Engine) Decide(s Subject) Decision {
+	d := Decision{Image: s.Image, Action: config.ActionKeep, Target: s.Image, Reasons: make([]string, 0, 4)}
+	ref, err := reference.Parse(s.Image)
+	if err != nil {
+		d.violate("reference", err.Error(), e.cfg.EffectiveMode())
+		return d
+	}
+	d.Normalized = ref.String()
+	if why, ok := e.excluded(s.Namespace); ok {
+		d.because(why)
+		return d
+	}
+
+	var swapped *reference.Reference
+	producer, inTarget := e.rules.Produced(ref)
+	if inTarget {
+		d.Rule = producer
+		d.because(fmt.Sprintf("%s is already a target of rule %s: never swapped again", d.Normalized, producer))
+	}
+	decided := false
+	e.rules.Walk(ref, &s.Context, func(rule *rules.Rule, outOfScope string) bool {
+		switch {
+		case outOfScope != "":
+			d.because(fmt.Sprintf("rule %s skipped: %s", rule.Name, outOfScope))
+			return true
+		case rule.Action == config.ActionDeny:
+			msg := fmt.Sprintf("denied by rule %s (%s)", rule.Name, rule.Describe())
+			if rule.Message != "" {
+				msg += ": " + rule.Message
+			}
+			mode := e.mode(rule.Mode)
+			d.violate(rule.Name, msg, mode)
+			// A deny rule that does not enforce lets the image go on as
+			// the next rule says.
+			decided = mode == config.ModeEnforce
+			return !decided
+		case inTarget:
+			// Only deny rules apply to an image that is already a target.
+			return true
+		case rule.Action == config.ActionKeep:
+			d.Rule = rule.Name
+			d.because(fmt.Sprintf("kept by rule %s (%s)", rule.Name, rule.Describe()))
+		default:
+			d.Rule = rule.Name
+			swapped = e.swap(&d, ref, rule, &s.Context)
+		}
+		decided = true
+		return false
+	})
+	if !decided && !inTarget {
+		d.because(fmt.Sprintf("no swap rule matches %s (registry %s is not a source registry)", d.Normalized, ref.Registry))
+	}
+
+	if d.Denied() {
+		return d
+	}
+	switch v := e.lists.Check(ref, swapped, inTarget); {
+	case v.Denied:
+		d.violate(v.Rule, v.Reason, e.mode(e.lists.Mode))
+	case v.Reason != "":
+		d.because(v.Reason)
+	}
+	return d
+}
+
+// swap applies a swap rule unless swapping is off for the subject; it
+// returns the target, or nil when the image is kept.
+func (e *Engine) swap(d *Decision, ref reference.Reference, rule *rules.Rule, ctx *rules.Context) *reference.Reference {
+	if !e.cfg.SwapEnabled() {
+		d.because(fmt.Sprintf("rule %s would swap, but mirroring.enabled is false", rule.Name))
+		return nil
+	}
+	if ctx.Object.Labels[OptOutLabel] == OptOutValue {
+		d.because(fmt.Sprintf("rule %s would swap, but the object is labelled %s=%s", rule.Name, OptOutLabel, OptOutValue))
+		return nil
+	}
+	if ok, why := e.swapping.Matches(ref, ctx); !ok {
+		d.because(fmt.Sprintf("rule %s would swap, but mirroring is off here: %s", rule.Name, why))
+		return nil
+	}
+	target, err := rule.Target(ref)
+	if err != nil {
+		d.because(err.Error())
+		return nil
+	}
+	d.Action = config.ActionSwap
+	d.Target = target.String()
+	d.because(fmt.Sprintf("swapped by rule %s (%s) to %s", rule.Name, rule.Describe(), d.Target))
+	return &target
+}
+
+// excluded reports whether the namespace is left alone.
+func (e *Engine) excluded(ns string) (string, bool) {
+	if ns == "" {
+		return "", false
+	}
+	for _, p := range e.include {
+		if p.Match(ns) {
+			return "", false
+		}
+	}
+	if ns == e.ownNamespace || slices.Contains(systemNamespaces, ns) {
+		return fmt.Sprintf("namespace %s is excluded by default (add it to namespaces.include to change that)", ns), true
+	}
+	for i, p := range e.exclude {
+		if p.Match(ns) {
+			return fmt.Sprintf("namespace %s is excluded by namespaces.exclude[%d] %q", ns, i, p), true
+		}
+	}
+	return "", false
+}
+
+func (e *Engine) mode(m config.Mode) config.Mode {
+	if m != "" {
+		return m
+	}
+	return e.cfg.EffectiveMode()
+}
+
+func (d *Decision) because(reason string) { d.Reasons = append(d.Reasons, reason) }
+
+// violate records a policy verdict; in enforce mode it denies the image.
+func (d *Decision) violate(rule, msg string, mode config.Mode) {
+	d.Violations = append(d.Violations, Violation{Rule: rule, Message: msg, Mode: mode})
+	switch mode {
+	case config.ModeEnforce:
+		d.Action = config.ActionDeny
+		d.Target = ""
+		d.Rule = rule
+		d.because(msg)
+	default:
+		d.because(fmt.Sprintf("%s (%s mode: admitted)", msg, mode))
+	}
+}
+
+// Denied reports whether the decision refuses the image.
+func (d Decision) Denied() bool { return d.Action == config.ActionDeny }
+
+// Summary is a one-line account of the decision.
+func (d Decision) Summary() string {
+	switch d.Action {
+	case config.ActionSwap:
+		return fmt.Sprintf("%s -> %s (rule %s)", d.Image, d.Target, d.Rule)
+	case config.ActionDeny:
+		return fmt.Sprintf("%s denied: %s", d.Image, strings.Join(d.Denials(), "; "))
+	}
+	return fmt.Sprintf("%s kept", d.Image)
+}
+
+// Denials are the messages of the violations that deny the image.
+func (d Decision) Denials() []string {
+	var out []string
+	for _, v := range d.Violations {
+		if v.Mode == config.ModeEnforce {
+			out = append(out, v.Message)
+		}
+	}
+	return out
+}

@@ -1,0 +1,22 @@
+// Package workload finds the image references in Kubernetes manifests and
+// rewrites them in place.
+//
+// Split cuts a YAML stream into documents without copying it; a Locator
+// parses a document and lists its image fields (pod specs of the built-in
+// workload kinds, List items, and JSONPaths configured for custom kinds);
+// Parsed.Rewrite replaces chosen images and returns the document's bytes.
+//
+// Rewriting is byte-preserving: a document without a change comes back as
+// its own Raw slice, and a changed document differs only in the bytes of
+// the changed scalars. The exact span of each scalar is found from the YAML
+// parser's line and column (columns count characters, lines count every
+// YAML line break) and checked against the parsed value before anything is
+// replaced, so a span that cannot be found exactly is an error, never a
+// corrupted document. Block scalars (| and >) holding an image are rewritten
+// as double-quoted scalars; see Parsed.Rewrite for quoting and anchors.
+//
+// Documents in which no image field can appear (no "image" key nor any
+// custom path's last field name, and no backslash escape that could spell
+// one) are not parsed at all: that pre-check is what makes large streams of
+// Services and ConfigMaps cheap.
+package workload
