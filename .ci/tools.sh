@@ -16,6 +16,7 @@
 TOOLS_CACHE="${IMAGE_SWAPPER_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/image-swapper}"
 HELM3_VERSION="${HELM3_VERSION:-v3.22.0}"
 HELM4_VERSION="${HELM4_VERSION:-v4.3.1}"
+KUBE_VERSION="${KUBE_VERSION:-v1.37.2}"
 
 # tools_log writes progress to stderr so that stdout carries only results.
 tools_log() {
@@ -86,6 +87,55 @@ tools_helm_env() {
 	printf 'export IMAGE_SWAPPER_HELM4=%q\n' "$h4"
 }
 
+# tools_kube_apiserver builds kube-apiserver $KUBE_VERSION from the
+# k8s.io/kubernetes module unless cached, links Debian's etcd beside it, and
+# prints the directory (what envtest calls KUBEBUILDER_ASSETS).
+tools_kube_apiserver() {
+	local version="$KUBE_VERSION"
+	local dir="$TOOLS_CACHE/kube-$version"
+	if [[ ! -x "$dir/kube-apiserver" ]]; then
+		local work start=$SECONDS status=0
+		work="$(mktemp -d "${TMPDIR:-/tmp}/image-swapper-kube-$version.XXXXXX")" || return 1
+		tools_log "kube-apiserver $version: building in $work (8-12 minutes on 2 cores)"
+		(
+			set -e
+			cd "$work"
+			export GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0 GOWORK=off
+			go mod init image-swapper.tools/kube >/dev/null 2>&1
+			# k8s.io/kubernetes replaces its staging modules with local
+			# paths; a module that requires it must name their versions.
+			local staging="v0${version#v1}"
+			go mod download -json "k8s.io/kubernetes@$version" >info.json
+			local gomod
+			gomod="$(sed -n 's/.*"GoMod": "\(.*\)".*/\1/p' info.json)"
+			go mod edit -require "k8s.io/kubernetes@$version"
+			grep -E '^\s*k8s.io/[^ ]+ => \./staging/' "$gomod" | awk '{print $1}' | sort -u | while read -r m; do
+				go mod edit -replace "$m=$m@$staging"
+			done
+			go get "k8s.io/kubernetes/cmd/kube-apiserver@$version" >&2
+			go build -trimpath -ldflags "-s -w" -o "$work/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver >&2
+			mkdir -p "$dir"
+			cp "$work/kube-apiserver" "$dir/kube-apiserver.tmp.$$"
+			mv "$dir/kube-apiserver.tmp.$$" "$dir/kube-apiserver"
+		) || status=$?
+		rm -rf "$work"
+		if ((status != 0)); then
+			tools_log "kube-apiserver $version: build failed (exit $status)"
+			return "$status"
+		fi
+		tools_log "kube-apiserver $version: built in $((SECONDS - start))s"
+	fi
+	if [[ ! -x /usr/bin/etcd ]]; then
+		tools_log "etcd: installing Debian's etcd-server"
+		if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server; } >&2; then
+			tools_log "etcd: apt-get install etcd-server failed"
+			return 1
+		fi
+	fi
+	ln -sf /usr/bin/etcd "$dir/etcd"
+	printf '%s\n' "$dir"
+}
+
 tools_main() {
 	case "${1:-}" in
 	helm)
@@ -99,11 +149,15 @@ tools_main() {
 			done
 		fi
 		;;
+	kube)
+		printf 'export KUBEBUILDER_ASSETS=%q\n' "$(tools_kube_apiserver)"
+		;;
 	*)
 		cat >&2 <<USAGE
 usage: $0 helm [VERSION...]
   helm             build Helm $HELM3_VERSION and $HELM4_VERSION; print IMAGE_SWAPPER_HELM3/4 exports
   helm VERSION...  build the given Helm versions; print their paths
+  kube             build kube-apiserver $KUBE_VERSION, install etcd; print the KUBEBUILDER_ASSETS export
 USAGE
 		return 2
 		;;

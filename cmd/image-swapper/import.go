@@ -46,7 +46,7 @@ func importSubcommand(use, short string, translate importFunc) *cobra.Command {
 				return err
 			}
 			for _, f := range findings {
-				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s\n", args[0], f)
+				fmt.Fprintln(cmd.ErrOrStderr(), f)
 			}
 			_, err = cmd.OutOrStdout().Write(out)
 			return err

@@ -6,6 +6,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -44,6 +45,7 @@ decision made in CI and one made at admission are the same decision.`,
 	root.AddCommand(
 		newRewriteCommand(),
 		newExplainCommand(),
+		newMirrorCommand(),
 		newImportCommand(),
 		newVersionCommand(),
 	)
@@ -52,17 +54,21 @@ decision made in CI and one made at admission are the same decision.`,
 }
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-func run(args []string) int {
+// run executes the command line and returns the exit status.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRootCommand()
 	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
 	err := root.Execute()
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintln(os.Stderr, "image-swapper:", err)
+	fmt.Fprintln(stderr, "image-swapper:", err)
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code

@@ -4,18 +4,21 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/image-swapper/image-swapper/internal/config"
+	"github.com/image-swapper/image-swapper/internal/engine"
 	"github.com/image-swapper/image-swapper/internal/manifest"
 )
 
 func newRewriteCommand() *cobra.Command {
 	var (
 		flags   engineFlags
+		reg     registryFlags
 		file    string
 		verbose bool
 	)
@@ -31,6 +34,13 @@ and rule, and the exit status is 1. Warnings (warn mode) go to stderr.
 
 It reads stdin when -f is absent or "-", so it works as a Helm 3
 post-renderer; deploy/helm-plugin is the Helm 4 plugin.
+
+With registry flags it also makes sure the result can run: --copy mirrors
+what it swaps, --check fails when an image (swapped or kept) does not exist,
+--pin-digest writes target@sha256:... of what is in the mirror, and
+--write-mappings records original -> target@digest in a JSON file that a
+later --mappings run reuses, reporting upstream tags that moved. A failure
+there writes nothing and exits 1.
 
 Exit status: 0 written, 1 an image is denied, 2 bad flags, config or input.`,
 		Example: `  image-swapper rewrite --config examples/config.yaml -f examples/manifests.yaml
@@ -82,6 +92,11 @@ Exit status: 0 written, 1 an image is denied, 2 bad flags, config or input.`,
 				}
 				return &exitError{code: exitDenied, err: fmt.Errorf("%s", b.String())}
 			}
+			if reg.needed() {
+				if res, err = applyRegistries(cmd, e, rw, res, in, reg, manifest.Options{Namespace: flags.namespace, NamespaceLabels: nsLabels}); err != nil {
+					return err
+				}
+			}
 			_, err = cmd.OutOrStdout().Write(res.Output)
 			return err
 		},
@@ -89,6 +104,11 @@ Exit status: 0 written, 1 an image is denied, 2 bad flags, config or input.`,
 	flags.register(cmd)
 	cmd.Flags().StringVarP(&file, "filename", "f", "-", `manifest file to read, or "-" for stdin`)
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "print every decision and audit verdict on stderr")
+	cmd.Flags().BoolVar(&reg.copy, "copy", false, "copy every swapped image into the target registry before writing")
+	cmd.Flags().BoolVar(&reg.pinDigest, "pin-digest", false, "write swapped images as target@sha256:... of the mirrored image")
+	cmd.Flags().BoolVar(&reg.check, "check", false, "fail when an image of the result does not exist")
+	cmd.Flags().StringVar(&reg.writeMappings, "write-mappings", "", "write the original -> target@digest mappings to this JSON file")
+	cmd.Flags().StringVar(&reg.mappings, "mappings", "", "use the mappings of this JSON file (from --write-mappings) for the images it lists")
 	return cmd
 }
 
@@ -112,4 +132,46 @@ func inputName(file string) string {
 		return "stdin"
 	}
 	return file
+}
+
+// applyRegistries runs the registry pass of rewrite and, when targets
+// change (pinned digests, mappings), rewrites again with them.
+func applyRegistries(cmd *cobra.Command, e *engine.Engine, rw *manifest.Rewriter, res manifest.Result, in []byte, reg registryFlags, opts manifest.Options) (manifest.Result, error) {
+	var prior *manifest.Lock
+	if reg.mappings != "" {
+		var err error
+		if prior, err = manifest.ReadLock(reg.mappings); err != nil {
+			return res, trouble(err)
+		}
+	}
+	m, err := newMirroring(e.Config(), slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		return res, trouble(err)
+	}
+	defer m.Close()
+	out, err := resolveRegistries(cmd.Context(), m, res, reg, prior)
+	if err != nil {
+		return res, trouble(err)
+	}
+	for _, w := range out.warnings {
+		fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
+	}
+	if len(out.problems) > 0 {
+		return res, &exitError{code: exitDenied, err: fmt.Errorf("%d image(s) failed, nothing written:\n  %s", len(out.problems), strings.Join(out.problems, "\n  "))}
+	}
+	if len(out.retarget) > 0 {
+		opts.Retarget = out.retarget
+		if rw, err = manifest.NewRewriter(e, opts); err != nil {
+			return res, trouble(err)
+		}
+		if res, err = rw.Rewrite(in); err != nil {
+			return res, trouble(err)
+		}
+	}
+	if reg.writeMappings != "" {
+		if err := out.lock.Write(reg.writeMappings); err != nil {
+			return res, trouble(fmt.Errorf("writing mappings: %w", err))
+		}
+	}
+	return res, nil
 }

@@ -63,6 +63,9 @@ type Decision struct {
 	Reasons []string `json:"reasons"`
 	// Violations are the policy verdicts against the image, in any mode.
 	Violations []Violation `json:"violations,omitempty"`
+	// Fallback is set when a swap was planned but the original was kept
+	// because the mirror did not have the image (see Admit).
+	Fallback bool `json:"fallback,omitempty"`
 }
 
 // Engine is a compiled configuration. It is safe for concurrent use.
@@ -128,8 +131,12 @@ func compilePatterns(key string, raw []string, errs *[]error) []glob.Pattern {
 // Config returns the configuration the engine was built from.
 func (e *Engine) Config() *config.Config { return e.cfg }
 
-// Decide decides on one image.
-func (e *Engine) Decide(s Subject) Decision {
+// Decide decides on one image, as if every swap target were mirrored.
+func (e *Engine) Decide(s Subject) Decision { return e.decide(s, true) }
+
+// decide decides on one image; with maySwap false, a swap rule keeps the
+// image instead.
+func (e *Engine) decide(s Subject, maySwap bool) Decision {
 	d := Decision{Image: s.Image, Action: config.ActionKeep, Target: s.Image, Reasons: make([]string, 0, 4)}
 	ref, err := reference.Parse(s.Image)
 	if err != nil {
@@ -171,7 +178,7 @@ func (e *Engine) Decide(s Subject) Decision {
 		case rule.Action == config.ActionKeep:
 			d.Rule = rule.Name
 			d.because(fmt.Sprintf("kept by rule %s (%s)", rule.Name, rule.Describe()))
-		default:
+		case maySwap:
 			d.Rule = rule.Name
 			swapped = e.swap(&d, ref, rule, &s.Context)
 		}
@@ -187,7 +194,7 @@ func (e *Engine) Decide(s Subject) Decision {
 	}
 	switch v := e.lists.Check(ref, swapped, inTarget); {
 	case v.Denied:
-		d.violate(v.Rule, v.Reason, e.mode(e.lists.Mode))
+		d.violate(v.Rule, fmt.Sprintf("denied by %s: %s", v.Rule, v.Reason), e.mode(e.lists.Mode))
 	case v.Reason != "":
 		d.because(v.Reason)
 	}

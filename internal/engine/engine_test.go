@@ -207,7 +207,7 @@ func TestNewRejectsCollidingAndBrokenRules(t *testing.T) {
 			{Name: "a", Registry: "docker.io", Target: "registry.example.com/m/{repository}"},
 			{Name: "b", Registry: "quay.io", Target: "registry.example.com/m/{repository}"},
 		}}
-		if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "a and b: both map to target") {
+		if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "a and b: both map images of docker.io and quay.io to target") {
 			t.Fatalf("New: error %v, want a collision between a and b", err)
 		}
 	})
@@ -292,5 +292,15 @@ func BenchmarkDecideCorpus(b *testing.B) {
 		for _, image := range corpus {
 			e.Decide(Subject{Image: image})
 		}
+	}
+}
+
+func TestRulesPinningOneRegistryMayShareATarget(t *testing.T) {
+	cfg := &config.Config{TargetRegistry: "registry.example.com", Rules: []config.Rule{
+		{Name: "library", Repository: "docker.io/library/*", Target: "registry.example.com/hub/{repository}"},
+		{Name: "hub", Registry: "docker.io", Target: "registry.example.com/hub/{repository}"},
+	}}
+	if _, err := New(cfg); err != nil {
+		t.Fatalf("New: %v; both rules only match docker.io, so they cannot collide", err)
 	}
 }

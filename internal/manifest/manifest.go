@@ -21,6 +21,9 @@ type Options struct {
 	Namespace string
 	// NamespaceLabels are the labels of every namespace, for selectors.
 	NamespaceLabels map[string]string
+	// Retarget replaces swap targets, keyed by the engine's target: how
+	// pinned digests and mappings files take effect.
+	Retarget map[string]string
 }
 
 // Rewriter swaps images in manifest streams. It is safe for concurrent use.
@@ -146,6 +149,9 @@ func (rw *Rewriter) rewriteDocument(doc workload.Document) ([]byte, []Finding, e
 	var changes map[int]string
 	for i, img := range images {
 		d := rw.engine.Decide(rw.subject(img))
+		if t, ok := rw.opts.Retarget[d.Target]; ok && d.Action == config.ActionSwap {
+			d.Target = t
+		}
 		findings[i] = Finding{Document: doc.Index, Image: img, Decision: d}
 		if d.Action == config.ActionSwap {
 			if changes == nil {

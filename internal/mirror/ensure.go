@@ -65,7 +65,7 @@ func (s *Service) Enqueue(src, dst reference.Reference) {
 		return
 	}
 	if _, err := s.start(src, dst, false); err != nil {
-		s.log.Debug("not queueing copy", "src", src.String(), "dst", dst.String(), "err", err)
+		s.log.Debug("not queueing copy", "src", src.String(), "dst", dst.String(), "error", err)
 	}
 }
 
@@ -123,7 +123,7 @@ func (s *Service) run(c *copyCall) {
 
 	if err != nil {
 		s.log.Warn("mirroring image failed", "src", src.String(), "dst", dst.String(),
-			"attempts", attempts, "waiters", waiters, "err", err)
+			"attempts", attempts, "waiters", waiters, "error", err)
 	} else {
 		s.log.Info("mirrored image", "src", src.String(), "dst", dst.String(), "digest", res.Digest,
 			"copied", res.Copied, "bytes", res.Bytes, "duration", res.Duration,
@@ -149,19 +149,23 @@ func (s *Service) copyWithRetry(src, dst reference.Reference) (registry.CopyResu
 		case err == nil:
 			return res, attempt, nil
 		case s.ctx.Err() != nil:
-			return registry.CopyResult{}, attempt, fmt.Errorf("copying %s to %s: %w during attempt %d: %w", src, dst, ErrClosed, attempt, err)
-		case !retryable(err):
-			return registry.CopyResult{}, attempt, fmt.Errorf("copying %s to %s failed with an error that is not retried (attempt %d of %d): %w",
-				src, dst, attempt, s.opts.MaxAttempts, err)
+			return registry.CopyResult{}, attempt, fmt.Errorf("%w during attempt %d: %w", ErrClosed, attempt, err)
+		case !registry.Retryable(err):
+			return registry.CopyResult{}, attempt, fmt.Errorf("failed on attempt %d of %d and not retried (the error is not transient): %w", attempt, s.opts.MaxAttempts, err)
 		case attempt >= s.opts.MaxAttempts:
-			return registry.CopyResult{}, attempt, fmt.Errorf("copying %s to %s: giving up after %d attempts: %w", src, dst, attempt, err)
+			return registry.CopyResult{}, attempt, fmt.Errorf("giving up after %d attempts: %w", attempt, err)
 		}
-		if d, ok := retryAfter(err); ok {
+		// A rate limit holds back every copy from the host, not just this
+		// one: for as long as the registry asked, or else for this retry's
+		// backoff ceiling.
+		if d, ok := registry.RetryAfter(err); ok {
 			s.gates.close(host, d)
+		} else if registry.RateLimited(err) {
+			s.gates.close(host, s.backoffCeiling(attempt))
 		}
-		s.log.Debug("retrying copy", "src", src.String(), "dst", dst.String(), "attempt", attempt, "err", err)
+		s.log.Debug("retrying copy", "src", src.String(), "dst", dst.String(), "attempt", attempt, "error", err)
 		if !s.sleep(s.backoff(attempt)) {
-			return registry.CopyResult{}, attempt, fmt.Errorf("copying %s to %s: %w while waiting to retry: %w", src, dst, ErrClosed, err)
+			return registry.CopyResult{}, attempt, fmt.Errorf("%w while waiting to retry: %w", ErrClosed, err)
 		}
 	}
 }
@@ -192,14 +196,20 @@ func (s *Service) acquire(host string) bool {
 }
 
 // backoff returns the wait before the retry that follows the given
-// attempt: full jitter over an exponentially growing ceiling.
+// attempt: full jitter, uniformly random up to backoffCeiling, so that
+// copies that failed together do not retry together.
 func (s *Service) backoff(attempt int) time.Duration {
+	return rand.N(s.backoffCeiling(attempt) + 1)
+}
+
+// backoffCeiling is min(MaxBackoff, BaseBackoff·2^(attempt-1)).
+func (s *Service) backoffCeiling(attempt int) time.Duration {
 	ceiling := s.opts.MaxBackoff
 	// Compare before shifting so that a large attempt cannot overflow.
 	if shift := attempt - 1; shift < 63 && s.opts.BaseBackoff <= ceiling>>shift {
 		ceiling = s.opts.BaseBackoff << shift
 	}
-	return rand.N(ceiling + 1)
+	return ceiling
 }
 
 // sleep waits for d or until Close; it returns false on Close.

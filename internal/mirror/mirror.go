@@ -19,11 +19,14 @@ import (
 )
 
 // Registry is what the service needs from a registry client;
-// *registry.Client satisfies it.
+// *registry.Client satisfies it. The service classifies its errors with
+// registry.Retryable, registry.RetryAfter and registry.RateLimited, and
+// expects them to name the references involved.
 type Registry interface {
 	// Exists looks the reference up with one HEAD request.
 	Exists(ctx context.Context, ref reference.Reference) (registry.Descriptor, bool, error)
-	// Copy makes dst hold src, keeping the digest.
+	// Copy makes dst hold src, keeping the digest, and returns without
+	// copying when dst already has it.
 	Copy(ctx context.Context, src, dst reference.Reference, opts registry.CopyOptions) (registry.CopyResult, error)
 }
 

@@ -193,11 +193,15 @@ func hasExplicitTagOrDigest(s string) bool {
 // checkCollisions rejects rules that would map different sources to one
 // target: a swap rule that can match more than one repository must keep
 // the repository in its target, and one that can match more than one
-// registry must keep the registry too. Two such rules with one template
-// must keep the registry.
+// registry must keep the registry too. Two rules with one template that
+// leaves the registry out must pin the same registry.
 func (s *Set) checkCollisions() error {
 	var errs []error
-	seen := map[string]*Rule{}
+	type user struct {
+		rule     *Rule
+		registry string
+	}
+	seen := map[string]user{}
 	for _, tier := range s.tiers {
 		for _, r := range tier {
 			if r.Action != config.ActionSwap || r.Tier == TierImage {
@@ -205,27 +209,36 @@ func (s *Set) checkCollisions() error {
 			}
 			keepsRepo := r.target.uses(phRepository) || r.target.uses(phImage) || r.target.uses(phSuffix)
 			keepsRegistry := r.target.uses(phRegistry) || r.target.uses(phImage)
-			if r.Tier == TierRepository && r.target.uses(phSuffix) {
-				// The literal prefix pins the registry unless it ends before the host does.
-				keepsRegistry = keepsRegistry || strings.Contains(r.pattern.Prefix(), "/")
-			}
-			if _, literal := r.pattern.Literal(); r.Tier == TierRegistry && literal {
-				keepsRegistry = true
-			}
+			pinned := r.pinnedRegistry()
 			switch {
 			case !keepsRepo:
 				errs = append(errs, fmt.Errorf("%s: target %q maps every matching repository to one name; use {repository}, {image} or {suffix}", r.Name, r.target))
-			case !keepsRegistry:
+			case !keepsRegistry && pinned == "":
 				errs = append(errs, fmt.Errorf("%s: target %q can map the same repository of different registries to one name; use {registry} or {image}", r.Name, r.target))
-			case !r.target.uses(phRegistry) && !r.target.uses(phImage):
-				if other, ok := seen[r.target.String()]; ok {
-					errs = append(errs, fmt.Errorf("%s and %s: both map to target %q, so the same repository from two sources would collide; use {registry} or distinct targets", other.Name, r.Name, r.target))
+			case !keepsRegistry:
+				if other, ok := seen[r.target.String()]; ok && other.registry != pinned {
+					errs = append(errs, fmt.Errorf("%s and %s: both map images of %s and %s to target %q, so the same repository would collide; use {registry} or distinct targets", other.rule.Name, r.Name, other.registry, pinned, r.target))
 				}
-				seen[r.target.String()] = r
+				seen[r.target.String()] = user{r, pinned}
 			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// pinnedRegistry is the one registry every image the rule matches comes
+// from, or "" when it can match several.
+func (r *Rule) pinnedRegistry() string {
+	switch r.Tier {
+	case TierRegistry:
+		lit, _ := r.pattern.Literal()
+		return lit
+	case TierRepository:
+		if host, _, ok := strings.Cut(r.pattern.Prefix(), "/"); ok {
+			return host
+		}
+	}
+	return ""
 }
 
 // Produced reports whether ref is the output of one of the swap rules, and

@@ -8,7 +8,8 @@ import (
 
 // genStream renders n documents the way a large Helm release does: 40%
 // Deployments of about 60 lines (init container, sidecar, probes, env,
-// comments, quoted and unquoted images), 30% Services and 30% ConfigMaps.
+// comments, quoted and unquoted images), 30% Services and 30% ConfigMaps
+// that embed the chart's values (so they mention "image").
 func genStream(n int) []byte {
 	var b bytes.Buffer
 	for i := range n {
@@ -106,7 +107,11 @@ metadata:
 data:
   LOG_FORMAT: json
   FEATURE_FLAGS: "a,b,c"
-  config.yaml: |
+  values.yaml: |
+    # the chart's values, kept for reference: not image fields
+    image:
+      repository: docker.io/example/app-%[1]d
+      tag: "1.%[2]d.0"
     server:
       port: 8080
     upstreams:
@@ -127,12 +132,13 @@ func BenchmarkParseRewriteStream(b *testing.B) {
 	b.SetBytes(int64(len(stream)))
 	b.ReportAllocs()
 	var images int
+	var out []byte
 	for b.Loop() {
 		ps, err := l.ParseStream(stream)
 		if err != nil {
 			b.Fatal(err)
 		}
-		out := make([]byte, 0, len(stream)+len(stream)/8)
+		out = make([]byte, 0, len(stream)+len(stream)/8)
 		images = 0
 		for _, p := range ps {
 			imgs := p.Images()
@@ -150,6 +156,9 @@ func BenchmarkParseRewriteStream(b *testing.B) {
 			}
 			out = append(out, raw...)
 		}
+	}
+	if len(out) <= len(stream) {
+		b.Fatalf("the output (%d bytes) is not longer than the input (%d bytes): nothing was rewritten", len(out), len(stream))
 	}
 	b.ReportMetric(float64(images), "images/op")
 }
@@ -194,5 +203,61 @@ func BenchmarkSplit(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		Split(stream)
+	}
+}
+
+// genCRD renders a CustomResourceDefinition of about size bytes whose schema
+// mentions images everywhere, like the Prometheus operator's.
+func genCRD(size int) []byte {
+	var b bytes.Buffer
+	b.WriteString(`apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  annotations:
+    controller-gen.kubebuilder.io/version: v0.16.1
+  name: prometheuses.monitoring.coreos.com
+spec:
+  group: monitoring.coreos.com
+  names:
+    kind: Prometheus
+    plural: prometheuses
+  scope: Namespaced
+  versions:
+  - name: v1
+    schema:
+      openAPIV3Schema:
+        properties:
+`)
+	for i := 0; b.Len() < size; i++ {
+		fmt.Fprintf(&b, `          field%[1]d:
+            description: |-
+              Container image name for field %[1]d. More info: https://kubernetes.io/docs/concepts/containers/images
+              This field is optional to allow higher level config management to default or override
+              container images in workload controllers like Deployments and StatefulSets.
+            properties:
+              image:
+                description: "Image to use: it's [optional]"
+                type: string
+              imagePullPolicy:
+                enum: [Always, Never, IfNotPresent]
+                type: string
+            type: object
+`, i)
+	}
+	return b.Bytes()
+}
+
+// BenchmarkParseLargeCRD parses a 500 kB CRD: the kind sniffer skips the
+// YAML parser for it.
+func BenchmarkParseLargeCRD(b *testing.B) {
+	doc := Document{Raw: genCRD(500 << 10)}
+	l := mustLocator(b, testdataKinds...)
+	b.SetBytes(int64(len(doc.Raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		p, err := l.Parse(doc)
+		if err != nil || len(p.Images()) != 0 {
+			b.Fatal(err)
+		}
 	}
 }

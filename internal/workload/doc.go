@@ -15,8 +15,11 @@
 // corrupted document. Block scalars (| and >) holding an image are rewritten
 // as double-quoted scalars; see Parsed.Rewrite for quoting and anchors.
 //
-// Documents in which no image field can appear (no "image" key nor any
-// custom path's last field name, and no backslash escape that could spell
-// one) are not parsed at all: that pre-check is what makes large streams of
-// Services and ConfigMaps cheap.
+// Two pre-checks keep the YAML parser away from documents that cannot hold
+// an image, which is most of a large stream: a document is not parsed when
+// it has no "image" text (nor any custom path's last field name, nor a
+// backslash escape that could spell one), or when it is block-style YAML
+// whose top-level kind, read line by line by a reader that refuses anything
+// it cannot read with certainty, is a kind without images (a CRD, a
+// ConfigMap). Documents are parsed in parallel by ParseAll.
 package workload

@@ -2,6 +2,7 @@ package workload
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -52,8 +53,9 @@ func FuzzSplit(f *testing.F) {
 }
 
 // FuzzParseRewrite: Parse never panics; Rewrite with the current values
-// returns Raw itself; Rewrite with new values either fails cleanly or gives
-// a document whose images are the new values at the same paths.
+// returns Raw itself; Rewrite with new values finds every scalar and either
+// refuses cleanly (shared anchors) or gives a document whose images are the
+// new values at the same paths.
 func FuzzParseRewrite(f *testing.F) {
 	addTestdataSeeds(f)
 	l, err := NewLocator([]config.CustomKind{{Kind: "App|Prometheus", Images: []string{".spec.image", ".spec.images[*]", ".spec.m.*"}}})
@@ -87,7 +89,11 @@ func FuzzParseRewrite(f *testing.F) {
 		}
 		out, err = p.Rewrite(changed)
 		if err != nil {
-			return
+			if errors.Is(err, errLocate) {
+				// Every scalar the parser found must be found in the text.
+				t.Fatalf("Rewrite: %v\nin: %q", err, raw)
+			}
+			return // refusals (anchors shared with other fields, …)
 		}
 		again, err := l.Parse(Document{Raw: out})
 		if err != nil {

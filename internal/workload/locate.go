@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"strconv"
 	"strings"
@@ -189,7 +190,9 @@ type imageRef struct {
 	flow bool
 }
 
-func (r imageRef) sameScalar(o imageRef) bool { return r.line == o.line && r.column == o.column }
+func (r imageRef) sameScalar(o imageRef) bool { return r.pos() == o.pos() }
+
+func (r imageRef) pos() [2]int { return [2]int{r.line, r.column} }
 
 // Document returns the document that was parsed.
 func (p *Parsed) Document() Document { return p.doc }
@@ -222,12 +225,17 @@ func syntaxError(doc Document, err error) error {
 	e := &SyntaxError{Document: doc.Index, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
 	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
 		n, _ := strconv.Atoi(m[1])
-		if doc.Line > 0 {
-			n += doc.Line - 1
-		}
-		e.Line, e.Msg = n, m[2]
+		e.Line, e.Msg = streamLine(doc, n), m[2]
 	}
 	return e
+}
+
+// streamLine converts a line of the document to a line of the stream.
+func streamLine(doc Document, line int) int {
+	if doc.Line > 0 && line > 0 {
+		return line + doc.Line - 1
+	}
+	return line
 }
 
 // Parse parses one document and locates its images. Documents that are not
@@ -255,8 +263,20 @@ func (l *Locator) Parse(doc Document) (p *Parsed, err error) {
 		}
 	}()
 	var root yaml.Node
-	if err := yaml.Unmarshal(doc.Raw, &root); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(doc.Raw))
+	if err := dec.Decode(&root); err != nil && err != io.EOF {
 		return nil, syntaxError(doc, err)
+	}
+	// Images in a second document would go unseen: refuse rather than miss
+	// them. Split never produces such documents.
+	var next yaml.Node
+	if err := dec.Decode(&next); err != io.EOF {
+		if err != nil {
+			return nil, syntaxError(doc, err)
+		}
+		if len(next.Content) > 0 && next.Content[0].Tag != "!!null" {
+			return nil, &SyntaxError{Document: doc.Index, Line: streamLine(doc, next.Line), Msg: "a second YAML document starts here; split the stream into documents first"}
+		}
 	}
 	if root.Kind != yaml.DocumentNode || len(root.Content) == 0 {
 		return p, nil

@@ -373,6 +373,14 @@ func TestCustomKinds(t *testing.T) {
 		{"missing and null fields select nothing",
 			[]config.CustomKind{{Kind: "App", Images: []string{".spec.image", ".spec.missing.image", ".spec.list[5].image"}}},
 			"kind: App\nspec: {image: null, list: []}\n", nil},
+		{"a document without the word image is still read for a custom field",
+			[]config.CustomKind{{Kind: "App", Images: []string{".spec.repo"}}},
+			"kind: App\nspec: {repo: a:1}\n",
+			[]string{"spec.repo=a:1"}},
+		{"a custom field name with a space turns the pre-check off",
+			[]config.CustomKind{{Kind: "App", Images: []string{".spec['main repo']"}}},
+			"kind: App\nspec: {main repo: a:1}\n",
+			[]string{"spec['main repo']=a:1"}},
 		{"a backslash escapes a dot in a field name",
 			[]config.CustomKind{{Kind: "App", Images: []string{`.metadata.annotations.example\.com/image`}}},
 			"kind: App\nmetadata: {annotations: {example.com/image: a:1}}\n",
@@ -500,5 +508,20 @@ func TestMergeKeyBombIsBounded(t *testing.T) {
 	p := mustParse(t, mustLocator(t), b.String())
 	if n := len(p.Images()); n != 0 {
 		t.Errorf("found %d images, want none", n)
+	}
+}
+
+func TestParseRefusesADocumentHoldingTwo(t *testing.T) {
+	_, err := mustLocator(t).Parse(Document{Index: 2, Line: 10, Raw: []byte("kind: Pod\nspec: {containers: [{image: a}]}\n---\nkind: Pod\n")})
+	var se *SyntaxError
+	if !errors.As(err, &se) || se.Document != 2 || se.Line != 12 || !strings.Contains(se.Msg, "second YAML document") {
+		t.Errorf("err = %v, want a second-document error at line 12", err)
+	}
+}
+
+func TestParseAcceptsAnEmptyTrailingDocument(t *testing.T) {
+	p := mustParse(t, mustLocator(t), "kind: Pod\nspec: {containers: [{image: a}]}\n---\n# nothing\n")
+	if len(p.Images()) != 1 {
+		t.Errorf("images = %v, want one", p.Images())
 	}
 }

@@ -40,6 +40,7 @@ func (p *Parsed) Rewrite(newValues map[int]string) ([]byte, error) {
 		value string
 	}
 	var changes []change
+	byScalar := make(map[[2]int]int, len(idx)) // scalar position -> index in changes
 	for _, i := range idx {
 		if i < 0 || i >= len(p.images) {
 			return nil, fmt.Errorf("document %d: image index %d out of range: the document has %d images", p.doc.Index, i, len(p.images))
@@ -52,8 +53,9 @@ func (p *Parsed) Rewrite(newValues map[int]string) ([]byte, error) {
 			return nil, fmt.Errorf("document %d: %s: new value %q is not valid UTF-8", p.doc.Index, p.images[i].Path, v)
 		}
 		ref := p.refs[i]
-		k := slices.IndexFunc(changes, func(c change) bool { return c.ref.sameScalar(ref) })
-		if k < 0 {
+		k, ok := byScalar[ref.pos()]
+		if !ok {
+			byScalar[ref.pos()] = len(changes)
 			changes = append(changes, change{ref: ref, first: i, value: v})
 		} else if changes[k].value != v {
 			return nil, p.sharedError(changes[k].first, i, changes[k].value, v)
@@ -65,8 +67,8 @@ func (p *Parsed) Rewrite(newValues map[int]string) ([]byte, error) {
 	// Images sharing a changed scalar (through an alias or a merge key)
 	// change with it, so they must all ask for the same value.
 	for j, ref := range p.refs {
-		k := slices.IndexFunc(changes, func(c change) bool { return c.ref.sameScalar(ref) })
-		if k < 0 {
+		k, ok := byScalar[ref.pos()]
+		if !ok {
 			continue
 		}
 		v, ok := newValues[j]
@@ -148,6 +150,7 @@ func (p *Parsed) edit(lines lineIndex, ref imageRef, old, value string) (edit, e
 	if !ok {
 		return edit{}, fmt.Errorf("%w (line %d, column %d)", errLocate, ref.line, ref.column)
 	}
+	props := start
 	start = skipProperties(raw, start)
 	style := ref.style &^ (yaml.TaggedStyle | yaml.FlowStyle)
 	var e edit
@@ -165,6 +168,11 @@ func (p *Parsed) edit(lines lineIndex, ref imageRef, old, value string) (edit, e
 	if err != nil {
 		return edit{}, fmt.Errorf("line %d: %w", ref.line, err)
 	}
+	if start > props && isAnchorChar(raw[start-1]) {
+		// The scalar followed its anchor without a space ("&a:b"); a new
+		// value must not run into the anchor's name.
+		e.text = append([]byte{' '}, e.text...)
+	}
 	return e, nil
 }
 
@@ -172,8 +180,15 @@ func (p *Parsed) edit(lines lineIndex, ref imageRef, old, value string) (edit, e
 // with the blanks, comments and line breaks after them.
 func skipProperties(raw []byte, i int) int {
 	for i < len(raw) && (raw[i] == '&' || raw[i] == '!') {
-		for i < len(raw) && raw[i] != ' ' && raw[i] != '\t' && breakWidth(raw, i) == 0 {
-			i++
+		if raw[i] == '&' {
+			// An anchor's name is made of these; the scalar may follow
+			// without a space ("&a:b" anchors ":b").
+			for i++; i < len(raw) && isAnchorChar(raw[i]); i++ {
+			}
+		} else {
+			for i < len(raw) && raw[i] != ' ' && raw[i] != '\t' && raw[i] != ',' && breakWidth(raw, i) == 0 {
+				i++
+			}
 		}
 		for i < len(raw) {
 			switch {
@@ -192,6 +207,10 @@ func skipProperties(raw []byte, i int) int {
 	next:
 	}
 	return i
+}
+
+func isAnchorChar(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c == '_' || c == '-'
 }
 
 func quotedEdit(raw []byte, start int, style yaml.Style, old, value string) (edit, error) {
@@ -358,6 +377,10 @@ func blockEdit(raw []byte, start int, old, value string) (edit, error) {
 	}
 	headerEnd := i
 	end := headerEnd
+	// The value's final line breaks (chomping) depend on the lines after the
+	// last content line, so the check reads up to the next less indented
+	// line.
+	checkEnd := len(raw)
 	indent := -1
 	for i < len(raw) {
 		i += breakWidth(raw, i)
@@ -382,11 +405,12 @@ func blockEdit(raw []byte, start int, old, value string) (edit, error) {
 			indent = spaces
 		}
 		if spaces < indent || (spaces == 0 && (isMarker(raw[lineStart:lineEnd], '-') || isMarker(raw[lineStart:lineEnd], '.'))) {
+			checkEnd = lineStart
 			break
 		}
 		end, i = lineEnd, lineEnd
 	}
-	if !decodesTo(raw[start:end], old) {
+	if !decodesTo(raw[start:checkEnd], old) {
 		return edit{}, errLocate
 	}
 	text := appendDoubleQuoted(nil, value)

@@ -98,7 +98,7 @@ func sniffKind(raw []byte) (kind string, ok bool) {
 				continue
 			}
 		}
-		t, ok := tokenizeLine(line, indent)
+		t, ok := tokenizeLine(line, indent, indent == 0)
 		if !ok {
 			return "", false
 		}
@@ -159,9 +159,9 @@ func blankOrComment(b []byte) bool {
 // lineTokens is what tokenizeLine learnt about one line.
 type lineTokens struct {
 	dash     bool   // the line starts with sequence entries ("- ")
-	rootKey  bool   // a mapping key without "- " before it
+	rootKey  bool   // a mapping key at column 0
 	key      string // the key, decoded, when rootKey
-	hasValue bool   // a scalar value follows the key on the line
+	hasValue bool   // a scalar value follows the root key "kind" on the line
 	value    string // that value, decoded; "" for null
 	header   bool   // the line ends with a block scalar header
 	parent   int    // the block scalar's parent indentation
@@ -170,8 +170,9 @@ type lineTokens struct {
 // tokenizeLine reads one line of block context: "- " entries, then an
 // optional "key:" and an optional value, each a plain scalar, a quoted
 // scalar or a flow collection that ends on the line, or a block scalar
-// header. Anything else is refused.
-func tokenizeLine(line []byte, pos int) (t lineTokens, ok bool) {
+// header. Anything else is refused. Only with root are a key and the kind's
+// value decoded.
+func tokenizeLine(line []byte, pos int, root bool) (t lineTokens, ok bool) {
 	parent := pos
 	for pos < len(line) && line[pos] == '-' && (pos+1 == len(line) || line[pos+1] == ' ') {
 		t.dash, parent = true, pos
@@ -199,7 +200,7 @@ func tokenizeLine(line []byte, pos int) (t lineTokens, ok bool) {
 		}
 		return t, endOfLine(line, p)
 	}
-	if !t.dash {
+	if root && !t.dash {
 		t.rootKey = true
 		if t.key, ok = decodeToken(line[keyCol:end], kind); !ok {
 			return t, false
@@ -219,7 +220,7 @@ func tokenizeLine(line []byte, pos int) (t lineTokens, ok bool) {
 	if !endOfLine(line, skipSpaces(line, vend)) {
 		return t, false
 	}
-	if vkind != tokFlow {
+	if t.rootKey && t.key == "kind" && vkind != tokFlow {
 		t.hasValue = true
 		if t.value, ok = decodeToken(line[p:vend], vkind); !ok {
 			return t, false

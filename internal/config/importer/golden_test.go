@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/image-swapper/image-swapper/internal/config"
+	"github.com/image-swapper/image-swapper/internal/reference"
 	"github.com/image-swapper/image-swapper/internal/rules"
 )
 
@@ -54,6 +55,14 @@ func runGolden(t *testing.T, dir, ext string, fn importFunc) {
 			}
 			if _, err := rules.Compile(back); err != nil {
 				t.Errorf("the translation's rules do not compile: %v\n%s", err, out)
+			}
+			for i, r := range cfg.Rules {
+				// rules.Compile normalises repository patterns; the
+				// importer must already write them normalised, or they
+				// would match other names than it meant.
+				if r.Repository != "" && reference.NormalizePattern(r.Repository) != r.Repository {
+					t.Errorf("rules[%d].repository %q normalises to %q", i, r.Repository, reference.NormalizePattern(r.Repository))
+				}
 			}
 			var text strings.Builder
 			for _, f := range fs {

@@ -30,10 +30,14 @@ import (
 //     L368-371);
 //  6. the default map, with the same three kinds of value (L373-386).
 //
-// All of ImageSwap's rules but the default become repository rules, in that
-// order, because image-swapper's rule tiers put repository rules before
-// registry rules, while ImageSwap lets registry maps win over
-// noswap_wildcards. Findings say where the result differs from ImageSwap's.
+// [EXACT] maps become exact-image rules; [REPLACE] maps, registry maps and
+// noswap_wildcards become repository rules, in ImageSwap's order, because
+// image-swapper's tiers put repository rules before registry rules while
+// ImageSwap lets registry maps win over noswap_wildcards. The exceptions are
+// the docker.io map, whose main rule is a registry rule (see
+// translateHubKey), and the default, which becomes registry and default
+// rules or sourceRegistries. Findings say where the result differs from
+// ImageSwap's.
 func ImageSwap(maps []byte) (*config.Config, []Finding, error) {
 	fs := &findings{source: "MAPS"}
 	f, err := parseMaps(maps, fs)
@@ -49,14 +53,14 @@ func ImageSwap(maps []byte) (*config.Config, []Finding, error) {
 }
 
 // plannedRule is a rule with the MAPS line it came from. A swap rule whose
-// target is base + "/" + tail, dropping the source registry, falls back to
-// base + "/{image}" when another rule could send images to the same names;
-// see dedupeTargets.
+// target is base + "/" + something that drops the source registry falls
+// back to base + "/{image}" when another rule could send images to the same
+// names; see dedupeTargets.
 type plannedRule struct {
-	rule       config.Rule
-	line       int
-	input      string
-	base, tail string
+	rule  config.Rule
+	line  int
+	input string
+	base  string
 	// srcReg is the one source registry the rule's pattern pins, or "".
 	srcReg string
 }
@@ -341,18 +345,19 @@ func replaceRule(e *mapsEntry) (p plannedRule, notes []string, reason string) {
 	if i := strings.IndexAny(g, "*?"); i >= 0 {
 		lp = g[:i]
 	}
+	var tail string
 	switch {
 	case strings.Contains(lp, "/") && strings.ContainsAny(g, "*?"):
-		p.tail = lastSegment(lp) + "{suffix}"
+		tail = lastSegment(lp) + "{suffix}"
 		p.srcReg, _, _ = strings.Cut(lp, "/")
 		if !oneComponent {
 			notes = append(notes, fmt.Sprintf("ImageSwap kept only the last path component of the image; image-swapper keeps all of the name after %q, which differs when the wildcard covers a '/'", lp))
 		}
 	default:
-		p.tail = "{image}"
+		tail = "{image}"
 		notes = append(notes, "ImageSwap kept only the last path component of the image; since the pattern does not fix the registry, image-swapper keeps the whole source name ({image}) so that different sources stay apart")
 	}
-	p.rule.Target = base + "/" + p.tail
+	p.rule.Target = base + "/" + tail
 	return p, notes, ""
 }
 
@@ -507,7 +512,7 @@ func (t *mapsTranslator) translateRegistryKey(e *mapsEntry) {
 			t.fs.add(e.line, e.input, fmt.Sprintf("ImageSwap would swap images of %s to names starting with %q, which are not valid image references; not imported", e.key, e.val))
 			return
 		}
-		direct.base, direct.tail = base, "{suffix}"
+		direct.base = base
 		direct.rule.Target = base + "/{suffix}"
 		if hasPort && strings.HasSuffix(e.val, "-") {
 			notes = append(notes, fmt.Sprintf("ImageSwap dropped the port and every path component but the last (%s/team/app became %s%s/app); image-swapper keeps the path (%s/team/app)", e.key, e.val, host, base))
@@ -551,7 +556,7 @@ func (t *mapsTranslator) translateHubKey(e *mapsEntry) {
 	}
 	var notes []string
 	if _, libraryMapped := t.f.maps.get(reference.DefaultRegistry + "/library"); !libraryMapped {
-		lib := plannedRule{line: e.line, input: e.input, base: base, tail: "{suffix}", srcReg: reference.DefaultRegistry}
+		lib := plannedRule{line: e.line, input: e.input, base: base, srcReg: reference.DefaultRegistry}
 		lib.rule = config.Rule{Name: ruleName(e.line, "library"), Repository: reference.DefaultRegistry + "/library/*", Target: base + "/{suffix}"}
 		if !t.valid(e, lib.rule) {
 			return
@@ -559,7 +564,7 @@ func (t *mapsTranslator) translateHubKey(e *mapsEntry) {
 		t.mapLibrary = append(t.mapLibrary, lib)
 		notes = append(notes, fmt.Sprintf("official images go to %s/nginx however they are written; ImageSwap sent docker.io/library/nginx and library/nginx to %s/library/nginx", base, base))
 	}
-	hub := plannedRule{line: e.line, input: e.input, base: base, tail: "{repository}", srcReg: reference.DefaultRegistry}
+	hub := plannedRule{line: e.line, input: e.input, base: base, srcReg: reference.DefaultRegistry}
 	hub.rule = config.Rule{Name: ruleName(e.line, ""), Registry: reference.DefaultRegistry, Target: base + "/{repository}"}
 	if !t.valid(e, hub.rule) {
 		return
@@ -625,7 +630,7 @@ func (t *mapsTranslator) translateLibraryKey(e *mapsEntry) {
 			t.fs.add(e.line, e.input, fmt.Sprintf("ImageSwap would swap official images to names starting with %q, which are not valid image references; not imported", e.val))
 			return
 		}
-		lib.base, lib.tail = base, "{suffix}"
+		lib.base = base
 		lib.rule.Target = base + "/{suffix}"
 	}
 	if !t.valid(e, lib.rule) {
@@ -758,9 +763,9 @@ func (t *mapsTranslator) translateDefault(e *mapsEntry) {
 		return
 	}
 	if !hubMapped && !libMapped {
-		lib := plannedRule{line: e.line, input: e.input, base: hubBase, tail: "{suffix}", srcReg: reference.DefaultRegistry}
+		lib := plannedRule{line: e.line, input: e.input, base: hubBase, srcReg: reference.DefaultRegistry}
 		lib.rule = config.Rule{Name: ruleName(e.line, "library"), Repository: reference.DefaultRegistry + "/library/*", Target: hubBase + "/{suffix}"}
-		hub := plannedRule{line: e.line, input: e.input, base: hubBase, tail: "{repository}", srcReg: reference.DefaultRegistry}
+		hub := plannedRule{line: e.line, input: e.input, base: hubBase, srcReg: reference.DefaultRegistry}
 		hub.rule = config.Rule{Name: ruleName(e.line, "docker-hub"), Registry: reference.DefaultRegistry, Target: hubBase + "/{repository}"}
 		if t.valid(e, lib.rule) && t.valid(e, hub.rule) {
 			t.defLibrary = append(t.defLibrary, lib)
@@ -768,7 +773,7 @@ func (t *mapsTranslator) translateDefault(e *mapsEntry) {
 			if dash {
 				notes = append(notes, fmt.Sprintf("Docker Hub images written in full went to %sdocker.io/docker.io/… with ImageSwap; image-swapper sends every spelling where the short one went (%s/nginx, %s/bitnami/redis)", e.val, hubBase, hubBase))
 			} else {
-				notes = append(notes, fmt.Sprintf("official images go to %s/nginx whichever way they are written; ImageSwap sent docker.io/library/nginx to %s/library/nginx", hubBase, hubBase))
+				notes = append(notes, fmt.Sprintf("official images go to %s/nginx however they are written; ImageSwap sent docker.io/library/nginx to %s/library/nginx", hubBase, hubBase))
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package importer
 
 import (
+	"flag"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -203,6 +204,8 @@ func misread(image string) bool {
 	return first == "index.docker.io" || !strings.Contains(first, ".") && registryLike(first)
 }
 
+var showDiffs = flag.Bool("diffs", false, "log every difference between ImageSwap and the translation, reported or not")
+
 // TestImageSwapTranslationAgreesWithImageSwapOrSaysWhy compares, for every
 // testdata MAPS file and sample image, what ImageSwap does (simulated) with
 // what image-swapper's compiled rules do with the translation. Where they
@@ -255,7 +258,7 @@ func checkAgreement(t *testing.T, data []byte, images []string) {
 		if agree(want, got) {
 			continue
 		}
-		if os.Getenv("IMPORTER_DIFF") != "" {
+		if *showDiffs {
 			t.Logf("DIFF %s: imageswap %q (line %d crash %v) ours %q (line %d)", image, want.image, want.line, want.crashed, got, gotLine)
 		}
 		switch {

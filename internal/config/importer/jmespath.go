@@ -647,11 +647,18 @@ func celField(f *jpNode, notes *[]string, use string) (access, guard string, err
 	return "", "", fmt.Errorf("the field %s: %w", strings.Join(f.path, "."), errJMESPath)
 }
 
-// normalisationSafe reports whether looking for a substring in the image
-// as written and in its normalised form always agree: the substring must
-// not reach into what normalisation adds or rewrites (docker.io/,
-// library/, index., :latest) nor span a separator.
+// normalisationSafe reports whether a test on the image as written and on
+// its normalised form always agree: a prefix that names a registry other
+// than Docker Hub, or a substring that does not reach into what
+// normalisation adds or rewrites (docker.io/, library/, index., :latest)
+// nor spans a separator.
 func normalisationSafe(use string) bool {
+	if lit, ok := strings.CutPrefix(use, "starts_with:"); ok {
+		// A registry host other than Docker Hub's is kept as written.
+		host, _, _ := strings.Cut(lit, "/")
+		return strings.ContainsAny(host, ".:") && !strings.HasPrefix("index.docker.io", host) &&
+			!strings.HasPrefix("docker.io", host) && !strings.HasPrefix(host, "docker.io") && !strings.HasPrefix(host, "index.docker.io")
+	}
 	lit, ok := strings.CutPrefix(use, "contains:")
 	if !ok || lit == "" || strings.ContainsAny(lit, "/:@") {
 		return false

@@ -497,7 +497,7 @@ func copyDeadline(n *yaml.Node) (time.Duration, string) {
 // source.filters.
 func (t *kisTranslator) source(root *ymap) {
 	sn, sline := root.get("source")
-	if sn == nil {
+	if sn == nil || sn.ShortTag() == "!!null" {
 		return
 	}
 	spath := join(root.path, "source")
@@ -515,7 +515,7 @@ func (t *kisTranslator) source(root *ymap) {
 			t.fs.add(resolve(r).Line, fmt.Sprintf("%s.registries[%d]", spath, i), fmt.Sprintf("k8s-image-swapper used this entry (%s) only for the credentials to pull from it; image-swapper takes registry credentials from its environment, not from this file; not imported", describeRegistry(resolve(r))))
 		}
 	}
-	if filters, fline := s.get("filters"); filters != nil {
+	if filters, fline := s.get("filters"); filters != nil && filters.ShortTag() != "!!null" {
 		t.filters(filters, fline, spath+".filters")
 	}
 	s.rest(func(key string, line int, _ *yaml.Node) {

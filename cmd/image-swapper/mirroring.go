@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/image-swapper/image-swapper/internal/config"
+	"github.com/image-swapper/image-swapper/internal/mirror"
+	"github.com/image-swapper/image-swapper/internal/reference"
+	"github.com/image-swapper/image-swapper/internal/registry"
+)
+
+// mirroring is a registry client and the mirror service over it, built
+// from one configuration.
+type mirroring struct {
+	client  *registry.Client
+	service *mirror.Service
+	// progress holds per-target progress callbacks for the CLI's bars.
+	progress sync.Map // target string → func(registry.Progress)
+}
+
+// newMirroring wires the registry client and the mirror service. The
+// client reports Docker Hub rate-limit headers to the service, which is
+// built after it, hence the indirection.
+func newMirroring(cfg *config.Config, logger *slog.Logger) (*mirroring, error) {
+	var svc atomic.Pointer[mirror.Service]
+	client, err := registry.New(cfg, registry.WithRateLimitHook(func(rl registry.RateLimit) {
+		if s := svc.Load(); s != nil {
+			s.ObserveRateLimit(rl)
+		}
+	}))
+	if err != nil {
+		return nil, err
+	}
+	copyOpts := registry.CopyOptions{Overwrite: cfg.Mirroring.Overwrite, CopySignatures: cfg.Mirroring.CopySignatures}
+	for _, p := range cfg.Mirroring.Platforms {
+		pl, err := registry.ParsePlatform(p)
+		if err != nil {
+			return nil, fmt.Errorf("mirroring.platforms: %w", err)
+		}
+		copyOpts.Platforms = append(copyOpts.Platforms, pl)
+	}
+	m := &mirroring{client: client}
+	m.service = mirror.New(progressRegistry{m}, mirror.Options{
+		Workers: cfg.Mirroring.Concurrency,
+		Copy:    copyOpts,
+		Logger:  logger,
+	})
+	svc.Store(m.service)
+	return m, nil
+}
+
+func (m *mirroring) Close() { m.service.Close() }
+
+// engineMirror adapts the mirror service to engine.Mirror.
+func (m *mirroring) engineMirror() engineMirror { return engineMirror{m.service} }
+
+type engineMirror struct{ *mirror.Service }
+
+// Ensure copies src to dst and returns the target digest.
+func (e engineMirror) Ensure(ctx context.Context, src, dst reference.Reference) (string, error) {
+	r, err := e.Service.Ensure(ctx, src, dst)
+	return r.Digest, err
+}
+
+// progressRegistry gives each copy the progress callback registered for
+// its target, so the CLI can draw one bar per image.
+type progressRegistry struct{ m *mirroring }
+
+func (p progressRegistry) Exists(ctx context.Context, ref reference.Reference) (registry.Descriptor, bool, error) {
+	return p.m.client.Exists(ctx, ref)
+}
+
+func (p progressRegistry) Copy(ctx context.Context, src, dst reference.Reference, opts registry.CopyOptions) (registry.CopyResult, error) {
+	if f, ok := p.m.progress.Load(dst.String()); ok {
+		opts.Progress = f.(func(registry.Progress))
+	}
+	return p.m.client.Copy(ctx, src, dst, opts)
+}

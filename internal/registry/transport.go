@@ -1,0 +1,172 @@
+package registry
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// route says how requests for one host are sent.
+type route struct {
+	// key is the registries key the route comes from, for messages.
+	key string
+	// endpoint, when set, replaces the scheme and host of requests (and
+	// prefixes their path).
+	endpoint *url.URL
+	// insecure allows plain HTTP and skips TLS verification.
+	insecure bool
+}
+
+// router is the innermost RoundTripper of every registry request. It
+// serves hosts from their configured endpoints, so that references keep
+// their real names everywhere else; refuses plain HTTP unless the host is
+// insecure (go-containerregistry would try HTTP for localhost and private
+// addresses on its own); turns 429 answers into StatusErrors that keep
+// Retry-After; reports rate-limit headers; and counts uploaded blob bytes.
+type router struct {
+	routes    map[string]*route // by lower-case request host, aliases included
+	secure    http.RoundTripper
+	insecure  http.RoundTripper
+	userAgent string
+	onLimit   func(RateLimit)
+	now       func() time.Time
+}
+
+// newRouter builds the router over base. When base is an *http.Transport,
+// insecure hosts get a clone that skips TLS verification; another
+// RoundTripper (WithTransport) is used as is for both.
+func newRouter(base http.RoundTripper, routes map[string]*route, userAgent string, onLimit func(RateLimit)) *router {
+	r := &router{routes: routes, secure: base, insecure: base, userAgent: userAgent, onLimit: onLimit, now: time.Now}
+	if t, ok := base.(*http.Transport); ok {
+		it := t.Clone()
+		if it.TLSClientConfig == nil {
+			it.TLSClientConfig = &tls.Config{}
+		}
+		it.TLSClientConfig.InsecureSkipVerify = true //nolint:gosec // only for hosts configured insecure: true
+		r.insecure = it
+	}
+	return r
+}
+
+// RoundTrip sends req as configured for its host.
+func (r *router) RoundTrip(req *http.Request) (*http.Response, error) {
+	rt := r.routes[strings.ToLower(req.URL.Host)]
+	out := req.Clone(req.Context())
+	if rt != nil && rt.endpoint != nil {
+		out.URL.Scheme = rt.endpoint.Scheme
+		out.URL.Host = rt.endpoint.Host
+		if p := strings.TrimSuffix(rt.endpoint.Path, "/"); p != "" {
+			out.URL.Path = path.Join(p, req.URL.Path)
+			out.URL.RawPath = ""
+		}
+		out.Host = ""
+	}
+	insecure := rt != nil && rt.insecure
+	if out.URL.Scheme == "http" && !insecure {
+		return nil, insecureError(req.URL.Host, rt)
+	}
+	if r.userAgent != "" {
+		ua := r.userAgent
+		if prev := req.Header.Get("User-Agent"); prev != "" {
+			ua += " " + prev
+		}
+		out.Header.Set("User-Agent", ua)
+	}
+	if s := statsFrom(req.Context()); s != nil && out.Body != nil && out.Body != http.NoBody && strings.Contains(out.URL.Path, "/blobs/uploads") {
+		out.Body = &countingBody{ReadCloser: out.Body, stats: s}
+	}
+
+	base := r.secure
+	if insecure {
+		base = r.insecure
+	}
+	resp, err := base.RoundTrip(out)
+	if err != nil {
+		var rh tls.RecordHeaderError
+		if errors.As(err, &rh) && string(rh.RecordHeader[:]) == "HTTP/" {
+			return nil, fmt.Errorf("%s answers plain HTTP, not HTTPS: %w", out.URL.Host, insecureError(req.URL.Host, rt))
+		}
+		return nil, err
+	}
+	// Keep the request as its caller made it: relative Location headers
+	// resolve against the registry's name and come back through the route.
+	resp.Request = req
+	r.observe(req.URL.Host, rt, resp)
+	if resp.StatusCode == http.StatusTooManyRequests {
+		se := statusFromResponse(resp, r.now())
+		resp.Body.Close()
+		return nil, se
+	}
+	return resp, nil
+}
+
+// insecureError explains why plain HTTP was refused and which key allows it.
+func insecureError(host string, rt *route) error {
+	key := host
+	if rt != nil {
+		key = rt.key
+	}
+	return fmt.Errorf("refusing plain HTTP to %s: set registries[%q].insecure: true to allow it", host, key)
+}
+
+// observe reports Docker Hub style rate-limit headers.
+func (r *router) observe(host string, rt *route, resp *http.Response) {
+	if r.onLimit == nil {
+		return
+	}
+	rem := resp.Header.Get("RateLimit-Remaining")
+	if rem == "" {
+		return
+	}
+	rl := RateLimit{Registry: host, Limit: -1, Remaining: -1}
+	if rt != nil {
+		rl.Registry = rt.key
+	}
+	if n, w, ok := parseRateLimit(rem); ok {
+		rl.Remaining, rl.Window = n, w
+	}
+	if n, w, ok := parseRateLimit(resp.Header.Get("RateLimit-Limit")); ok {
+		rl.Limit = n
+		if rl.Window == 0 {
+			rl.Window = w
+		}
+	}
+	r.onLimit(rl)
+}
+
+// copyStats counts what one Copy uploads; the router finds it in the
+// request context.
+type copyStats struct {
+	uploaded atomic.Int64
+}
+
+type statsKey struct{}
+
+func withStats(ctx context.Context, s *copyStats) context.Context {
+	return context.WithValue(ctx, statsKey{}, s)
+}
+
+func statsFrom(ctx context.Context) *copyStats {
+	s, _ := ctx.Value(statsKey{}).(*copyStats)
+	return s
+}
+
+// countingBody counts the bytes of a blob upload as they are sent.
+type countingBody struct {
+	io.ReadCloser
+	stats *copyStats
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.stats.uploaded.Add(int64(n))
+	return n, err
+}

@@ -1,0 +1,309 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/image-swapper/image-swapper/internal/config"
+	"github.com/image-swapper/image-swapper/internal/engine"
+	"github.com/image-swapper/image-swapper/internal/reference"
+	"github.com/image-swapper/image-swapper/internal/rules"
+)
+
+// warningPrefix starts every warning, so that kubectl users see which
+// webhook speaks.
+const warningPrefix = "image-swapper: "
+
+// maxWarningLength is where kube-apiserver may truncate a warning.
+const maxWarningLength = 256
+
+// outcome is what one admission did, for its log line and metrics.
+type outcome struct {
+	operation string
+	namespace string
+	pod       string
+	dryRun    bool
+	skipped   string
+	swaps     []string
+	fallbacks int
+	denials   []string
+	warnings  int
+}
+
+// admission is a Pod request ready for decisions.
+type admission struct {
+	engine *engine.Engine
+	pod    *corev1.Pod
+	// images are those to decide on: all of them, or on UPDATE those the
+	// update changes.
+	images []podImage
+	ctx    rules.Context
+	dryRun bool
+}
+
+// swap is an image to replace.
+type swap struct {
+	image  podImage
+	target string
+}
+
+// prepare reads a Pod request. It returns nil, and says why in out, for a
+// request that is not a Pod CREATE or UPDATE: such a request is allowed
+// unchanged.
+func (s *Server) prepare(ctx context.Context, req *admissionv1.AdmissionRequest, out *outcome) (*admission, *requestError) {
+	out.operation = string(req.Operation)
+	out.dryRun = req.DryRun != nil && *req.DryRun
+	out.namespace = req.Namespace
+	out.pod = req.Name
+	if why, ok := isPod(req); !ok {
+		s.skip(out, "kind", why)
+		return nil, nil
+	}
+	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
+		s.skip(out, "operation", fmt.Sprintf("operation %s changes no image", req.Operation))
+		return nil, nil
+	}
+	pod, old, rerr := decodePods(req)
+	if rerr != nil {
+		return nil, rerr
+	}
+	if out.namespace == "" {
+		// Some callers (and older recorded requests) leave request.namespace
+		// empty; the object still says where it goes.
+		out.namespace = pod.Namespace
+	}
+	if out.pod == "" {
+		out.pod = pod.Name
+	}
+	if out.pod == "" && pod.GenerateName != "" {
+		out.pod = pod.GenerateName + "*"
+	}
+	a := &admission{
+		engine: s.config.Engine(),
+		pod:    pod,
+		images: changedImages(podImages(&pod.Spec), old),
+		dryRun: out.dryRun,
+		ctx: rules.Context{
+			Namespace: out.namespace,
+			Object: rules.Object{
+				Kind:        "Pod",
+				Name:        pod.Name,
+				Labels:      pod.Labels,
+				Annotations: pod.Annotations,
+			},
+		},
+	}
+	if len(a.images) > 0 && s.namespaces != nil && out.namespace != "" {
+		labels, err := s.namespaces.Labels(ctx, out.namespace)
+		if err != nil {
+			// Selectors then see only the namespace's name: swaps limited to
+			// labelled namespaces do not happen, which keeps the Pod working.
+			s.log.Warn("namespace labels unknown; deciding without them", "namespace", out.namespace, "error", err)
+		}
+		a.ctx.NamespaceLabels = labels
+	}
+	return a, nil
+}
+
+func (s *Server) skip(out *outcome, reason, why string) {
+	out.skipped = why
+	s.metrics.admissionsSkipped.WithLabelValues(reason).Inc()
+}
+
+// decide asks the engine about every image, in parallel when a mirror may
+// make a decision wait (swap: wait, or a registry round trip), so that the
+// whole Pod fits in the budget of ctx.
+func (a *admission) decide(ctx context.Context, m engine.Mirror) []engine.Decision {
+	out := make([]engine.Decision, len(a.images))
+	if m == nil || len(a.images) < 2 {
+		for i, im := range a.images {
+			out[i] = a.engine.Admit(ctx, engine.Subject{Image: im.image, Context: a.ctx}, m)
+		}
+		return out
+	}
+	var wg sync.WaitGroup
+	for i, im := range a.images {
+		wg.Go(func() {
+			out[i] = a.engine.Admit(ctx, engine.Subject{Image: im.image, Context: a.ctx}, m)
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// mutate swaps images. It never denies: /validate is the gate. A dry run
+// decides without the mirror (nothing is queued) and returns no patch.
+func (s *Server) mutate(ctx context.Context, req *admissionv1.AdmissionRequest, out *outcome) (*admissionv1.AdmissionResponse, *requestError) {
+	resp := &admissionv1.AdmissionResponse{Allowed: true}
+	a, rerr := s.prepare(ctx, req, out)
+	if rerr != nil || a == nil {
+		return resp, rerr
+	}
+	m := s.mirror
+	if a.dryRun {
+		m = nil
+	}
+	var swaps []swap
+	for i, d := range a.decide(ctx, m) {
+		im := a.images[i]
+		s.metrics.decisions.WithLabelValues("mutate", string(d.Action)).Inc()
+		switch {
+		case d.Action == config.ActionSwap && d.Target != im.image:
+			swaps = append(swaps, swap{image: im, target: d.Target})
+			out.swaps = append(out.swaps, im.key+"="+d.Target)
+			if a.dryRun {
+				resp.Warnings = appendWarning(resp.Warnings, "dry run: %s: %s would be swapped to %s", im.what, im.image, d.Target)
+			} else {
+				resp.Warnings = appendWarning(resp.Warnings, "%s: %s -> %s", im.what, im.image, d.Target)
+			}
+		case d.Fallback:
+			out.fallbacks++
+			s.metrics.fallbacks.Inc()
+			resp.Warnings = appendWarning(resp.Warnings, "%s: kept %s: %s", im.what, im.image, lastReason(d))
+		}
+	}
+	out.warnings = len(resp.Warnings)
+	if len(swaps) == 0 || a.dryRun {
+		return resp, nil
+	}
+	patch, err := buildPatch(a.pod.Annotations, swaps)
+	if err != nil {
+		// Only strings go into the patch, so this is a bug; allowing the Pod
+		// unchanged keeps it running.
+		s.log.Error("building the patch failed; Pod allowed unchanged", "error", err)
+		return resp, nil
+	}
+	s.metrics.swaps.Add(float64(len(swaps)))
+	pt := admissionv1.PatchTypeJSONPatch
+	resp.Patch, resp.PatchType = patch, &pt
+	return resp, nil
+}
+
+// validate applies the allow and deny lists and deny rules to the images
+// as they will run: enforce violations deny the Pod, warn violations
+// become warnings, audit violations are logged and counted.
+func (s *Server) validate(ctx context.Context, req *admissionv1.AdmissionRequest, out *outcome) (*admissionv1.AdmissionResponse, *requestError) {
+	resp := &admissionv1.AdmissionResponse{Allowed: true}
+	a, rerr := s.prepare(ctx, req, out)
+	if rerr != nil || a == nil {
+		return resp, rerr
+	}
+	allowList := a.engine.Config().Policies.AllowList
+	for i, d := range a.decide(ctx, asWritten{}) {
+		im := a.images[i]
+		s.metrics.decisions.WithLabelValues("validate", string(d.Action)).Inc()
+		for _, v := range d.Violations {
+			s.metrics.denials.WithLabelValues(string(v.Mode)).Inc()
+			switch v.Mode {
+			case config.ModeEnforce:
+				msg := fmt.Sprintf("%s: image %s: %s", im.what, im.image, v.Message)
+				if len(allowList) > 0 && v.Rule != "policies.allowList" {
+					msg += fmt.Sprintf(" (allowed: %s)", strings.Join(allowList, ", "))
+				}
+				out.denials = append(out.denials, msg)
+			case config.ModeWarn:
+				resp.Warnings = appendWarning(resp.Warnings, "%s: image %s: %s (warn mode: admitted)", im.what, im.image, v.Message)
+			default:
+				s.log.Info("policy violation (audit mode: admitted)", "namespace", out.namespace, "pod", out.pod, "image", im.image, "rule", v.Rule, "violation", v.Message)
+			}
+		}
+	}
+	out.warnings = len(resp.Warnings)
+	if len(out.denials) > 0 {
+		resp.Allowed = false
+		resp.Result = &metav1.Status{
+			Status:  metav1.StatusFailure,
+			Code:    403,
+			Reason:  metav1.StatusReasonForbidden,
+			Message: warningPrefix + strings.Join(out.denials, "; "),
+		}
+	}
+	return resp, nil
+}
+
+// asWritten is the mirror /validate decides with. It has nothing, so the
+// engine keeps every image it would swap and judges it as written: an
+// image reaches validation unswapped only when it will run unswapped
+// (a fallback, a dry run, a Pod the mutating webhook did not see), and the
+// allow and deny lists must judge what runs.
+//
+// Under swap: always the engine swaps without asking the mirror, so such
+// an image is judged as its target would be; an engine entry point that
+// decides without swapping would close that gap.
+type asWritten struct{}
+
+var errNotSwapped = errors.New("validation judges images as they will run")
+
+func (asWritten) Present(context.Context, reference.Reference) (string, bool, error) {
+	return "", false, nil
+}
+func (asWritten) Enqueue(_, _ reference.Reference) {}
+func (asWritten) Ensure(context.Context, reference.Reference, reference.Reference) (string, error) {
+	return "", errNotSwapped
+}
+
+// lastReason is the reason that settled a decision.
+func lastReason(d engine.Decision) string {
+	if len(d.Reasons) == 0 {
+		return string(d.Action)
+	}
+	return d.Reasons[len(d.Reasons)-1]
+}
+
+// appendWarning adds a warning, shortened to what kube-apiserver keeps.
+func appendWarning(ws []string, format string, args ...any) []string {
+	w := warningPrefix + fmt.Sprintf(format, args...)
+	if len(w) > maxWarningLength {
+		cut := maxWarningLength - len("...")
+		for cut > 0 && !utf8.RuneStart(w[cut]) {
+			cut--
+		}
+		w = w[:cut] + "..."
+	}
+	return append(ws, w)
+}
+
+// logOutcome writes the one line an admission gets.
+func (s *Server) logOutcome(ctx context.Context, endpoint, uid, result string, out *outcome, attrs ...slog.Attr) {
+	level := slog.LevelInfo
+	msg := "admission"
+	if out.skipped != "" {
+		// A request the webhook is not meant to get says the webhook
+		// configuration's rules are wrong.
+		level, msg = slog.LevelWarn, "admission request not for a Pod create or update; allowed unchanged (check the webhook configuration's rules)"
+		attrs = append(attrs, slog.String("skipped", out.skipped))
+	}
+	attrs = append(attrs,
+		slog.String("endpoint", endpoint),
+		slog.String("uid", uid),
+		slog.String("operation", out.operation),
+		slog.String("namespace", out.namespace),
+		slog.String("pod", out.pod),
+		slog.String("result", result),
+	)
+	if out.dryRun {
+		attrs = append(attrs, slog.Bool("dryRun", true))
+	}
+	if len(out.swaps) > 0 {
+		attrs = append(attrs, slog.Any("swaps", out.swaps))
+	}
+	if out.fallbacks > 0 {
+		attrs = append(attrs, slog.Int("fallbacks", out.fallbacks))
+	}
+	if len(out.denials) > 0 {
+		attrs = append(attrs, slog.Any("denials", out.denials))
+	}
+	if out.warnings > 0 {
+		attrs = append(attrs, slog.Int("warnings", out.warnings))
+	}
+	s.log.LogAttrs(ctx, level, msg, attrs...)
+}
