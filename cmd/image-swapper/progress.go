@@ -33,9 +33,9 @@ type lineView struct {
 	w  io.Writer
 }
 
-func (v *lineView) start([]copyJob)                    {}
+func (v *lineView) start([]copyJob)                     {}
 func (v *lineView) updater(int) func(registry.Progress) { return func(registry.Progress) {} }
-func (v *lineView) stop()                              {}
+func (v *lineView) stop()                               {}
 
 func (v *lineView) finish(_ int, o copyOutcome) {
 	v.mu.Lock()

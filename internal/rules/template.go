@@ -15,11 +15,11 @@ const DefaultTarget = "{target}/{registry}/{repository}"
 type placeholder int
 
 const (
-	literal    placeholder = iota
-	phRegistry             // source registry, path-safe
-	phRepository           // path within the source registry
-	phImage                // {registry}/{repository}
-	phSuffix               // rest of the repository after a repository rule's literal prefix
+	literal      placeholder = iota
+	phRegistry               // source registry, path-safe
+	phRepository             // path within the source registry
+	phImage                  // {registry}/{repository}
+	phSuffix                 // rest of the repository after a repository rule's literal prefix
 )
 
 var placeholders = map[string]placeholder{
