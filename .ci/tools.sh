@@ -8,15 +8,19 @@
 # Executed:  .ci/tools.sh helm                     # builds the default versions and
 #                                                  # prints IMAGE_SWAPPER_HELM3=... lines
 #            eval "$(.ci/tools.sh helm)"           # exports them into the shell
+#            .ci/tools.sh apt docker-registry      # installs missing Debian packages
+#            .ci/tools.sh crane                    # builds crane; prints its path
 #
 # Environment:
 #   IMAGE_SWAPPER_TOOLS_CACHE  cache root (default ~/.cache/image-swapper)
 #   HELM3_VERSION, HELM4_VERSION  versions built by "helm" (defaults below)
+#   CRANE_VERSION              version built by "crane" (default below)
 
 TOOLS_CACHE="${IMAGE_SWAPPER_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/image-swapper}"
 HELM3_VERSION="${HELM3_VERSION:-v3.22.0}"
 HELM4_VERSION="${HELM4_VERSION:-v4.3.1}"
 KUBE_VERSION="${KUBE_VERSION:-v1.37.2}"
+CRANE_VERSION="${CRANE_VERSION:-v0.22.1}"
 
 # tools_log writes progress to stderr so that stdout carries only results.
 tools_log() {
@@ -136,6 +140,97 @@ tools_kube_apiserver() {
 	printf '%s\n' "$dir"
 }
 
+# tools_apt PACKAGE... installs the Debian packages that are not installed
+# yet, quietly (apt's output is shown only when it fails). It runs
+# apt-get update only when the package lists lack a package (a fresh
+# container has no lists) or an install fails on stale lists. Not root: it
+# uses sudo, without a password prompt.
+tools_apt() {
+	if (($# == 0)); then
+		tools_log "usage: tools_apt PACKAGE..."
+		return 2
+	fi
+	local pkg missing=()
+	for pkg in "$@"; do
+		if [[ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" != "install ok installed" ]]; then
+			missing+=("$pkg")
+		fi
+	done
+	if ((${#missing[@]} == 0)); then
+		return 0
+	fi
+	local as_root=(env DEBIAN_FRONTEND=noninteractive)
+	if ((EUID != 0)); then
+		if ! command -v sudo >/dev/null 2>&1; then
+			tools_log "apt: ${missing[*]} missing, and installing needs root or sudo"
+			return 1
+		fi
+		as_root=(sudo -n "${as_root[@]}")
+	fi
+	local log updated=0
+	log="$(mktemp "${TMPDIR:-/tmp}/image-swapper-apt.XXXXXX")" || return 1
+	for pkg in "${missing[@]}"; do
+		# A package the lists do not know has no candidate version.
+		if ! apt-cache policy "$pkg" 2>/dev/null | grep -q 'Candidate: [^(]'; then
+			updated=1
+			break
+		fi
+	done
+	tools_log "apt: installing ${missing[*]}"
+	if ((updated)) && ! "${as_root[@]}" apt-get update -qq >>"$log" 2>&1; then
+		tools_log "apt: apt-get update failed:"
+		cat "$log" >&2
+		rm -f "$log"
+		return 1
+	fi
+	local install=("${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}")
+	if ! "${install[@]}" >>"$log" 2>&1; then
+		# Lists older than the mirror name files it no longer has.
+		if ((updated)) || ! { "${as_root[@]}" apt-get update -qq && "${install[@]}"; } >>"$log" 2>&1; then
+			tools_log "apt: installing ${missing[*]} failed:"
+			cat "$log" >&2
+			rm -f "$log"
+			return 1
+		fi
+	fi
+	rm -f "$log"
+	tools_log "apt: installed ${missing[*]}"
+}
+
+# tools_crane [VERSION] builds go-containerregistry's crane (default
+# $CRANE_VERSION) unless it is cached, and prints the path of the binary.
+tools_crane() {
+	local version="${1:-$CRANE_VERSION}"
+	local pkg="github.com/google/go-containerregistry/cmd/crane"
+	local dir="$TOOLS_CACHE/crane-$version"
+	local bin="$dir/crane"
+	if [[ -x "$bin" ]]; then
+		tools_log "crane $version: cached at $bin"
+		printf '%s\n' "$bin"
+		return 0
+	fi
+	local work start=$SECONDS status=0
+	work="$(mktemp -d "${TMPDIR:-/tmp}/image-swapper-crane-$version.XXXXXX")" || return 1
+	tools_log "crane $version: building $pkg"
+	(
+		set -e
+		# go-containerregistry's go.mod has no replace directives, so
+		# "go install pkg@version" builds it outside any module.
+		GOBIN="$work" GOFLAGS='' GOTOOLCHAIN=local CGO_ENABLED=0 GOWORK=off \
+			go install -trimpath -ldflags "-s -w" "$pkg@$version" >&2
+		mkdir -p "$dir"
+		cp "$work/crane" "$dir/crane.tmp.$$"
+		mv "$dir/crane.tmp.$$" "$bin"
+	) || status=$?
+	rm -rf "$work"
+	if ((status != 0)); then
+		tools_log "crane $version: build failed (exit $status)"
+		return "$status"
+	fi
+	tools_log "crane $version: built in $((SECONDS - start))s, cached at $bin"
+	printf '%s\n' "$bin"
+}
+
 tools_main() {
 	case "${1:-}" in
 	helm)
@@ -152,12 +247,22 @@ tools_main() {
 	kube)
 		printf 'export KUBEBUILDER_ASSETS=%q\n' "$(tools_kube_apiserver)"
 		;;
+	apt)
+		shift
+		tools_apt "$@"
+		;;
+	crane)
+		shift
+		tools_crane "$@"
+		;;
 	*)
 		cat >&2 <<USAGE
-usage: $0 helm [VERSION...]
+usage: $0 helm [VERSION...] | kube | apt PACKAGE... | crane [VERSION]
   helm             build Helm $HELM3_VERSION and $HELM4_VERSION; print IMAGE_SWAPPER_HELM3/4 exports
   helm VERSION...  build the given Helm versions; print their paths
   kube             build kube-apiserver $KUBE_VERSION, install etcd; print the KUBEBUILDER_ASSETS export
+  apt PACKAGE...   install the Debian packages that are missing (docker-registry, skopeo, ...)
+  crane [VERSION]  build crane (default $CRANE_VERSION); print its path
 USAGE
 		return 2
 		;;

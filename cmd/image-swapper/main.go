@@ -48,6 +48,7 @@ decision made in CI and one made at admission are the same decision.`,
 		newMirrorCommand(),
 		newImportCommand(),
 		newVersionCommand(),
+		newServeCommand(),
 	)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return trouble(err) })
 	return root

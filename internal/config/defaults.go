@@ -13,6 +13,10 @@ const (
 	// MaxWaitBudget bounds mirroring.waitBudget (exclusive): the API server
 	// gives a webhook at most 30s, and the rest of the request needs time too.
 	MaxWaitBudget = 30 * time.Second
+	// DefaultConcurrency is how many copies run at once when
+	// mirroring.concurrency is not set; MaxConcurrency bounds it.
+	DefaultConcurrency = 4
+	MaxConcurrency     = 64
 )
 
 // SwapEnabled reports whether swapping is on (mirroring.enabled, default true).

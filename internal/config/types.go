@@ -89,8 +89,8 @@ type Mirroring struct {
 	// "linux/arm64/v8"). A filtered copy writes a new index, so the target
 	// digest then differs from the source's. Empty copies every platform.
 	Platforms []string `json:"platforms,omitempty"`
-	// CopySignatures also copies cosign signatures and attestations
-	// (sha256-<hex>.sig/.att tags) and OCI referrers.
+	// CopySignatures also copies cosign signatures, attestations and SBOMs
+	// (sha256-<hex>.sig/.att/.sbom tags) and OCI referrers.
 	CopySignatures bool `json:"copySignatures,omitempty"`
 	// Overwrite lets a copy move an existing target tag that points to
 	// another digest; by default that is an error.
@@ -199,9 +199,12 @@ type RegistryAccess struct {
 	// Credentials are used for pulling and pushing unless Pull or Push
 	// say otherwise.
 	Credentials *Credentials `json:"credentials,omitempty"`
-	// Pull credentials, for reading images from this host as a source.
+	// Pull credentials, for reading images from this host (as a source,
+	// and when checking that the target has an image). Without them,
+	// reads use Credentials, then Push.
 	Pull *Credentials `json:"pull,omitempty"`
 	// Push credentials, for writing images to this host as the target.
+	// Without them, writes use Credentials.
 	Push *Credentials `json:"push,omitempty"`
 }
 
@@ -236,7 +239,7 @@ type ECR struct {
 	// ImageTagMutability is MUTABLE (default) or IMMUTABLE.
 	ImageTagMutability string `json:"imageTagMutability,omitempty"`
 	ScanOnPush         bool   `json:"scanOnPush,omitempty"`
-	// EncryptionType is AES256 (default) or KMS, with KMSKey.
+	// EncryptionType is AES256 (default), KMS or KMS_DSSE, with KMSKey.
 	EncryptionType string `json:"encryptionType,omitempty"`
 	KMSKey         string `json:"kmsKey,omitempty"`
 	// AccessPolicy and LifecyclePolicy are JSON policy documents applied

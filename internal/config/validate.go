@@ -77,6 +77,7 @@ func (c *Config) validate() problems {
 	for i, k := range c.Workloads.Custom {
 		validateCustomKind(&p, index("workloads.custom", i), k)
 	}
+	c.validateRegistries(&p)
 	return p
 }
 
@@ -105,6 +106,9 @@ func (c *Config) validateMirroring(p *problems) {
 		if d := m.WaitBudget.Duration; d <= 0 || d >= MaxWaitBudget {
 			p.add("mirroring.waitBudget", "%s must be more than 0s and less than %s, the webhook timeout limit", d, MaxWaitBudget)
 		}
+	}
+	if m.Concurrency < 0 || m.Concurrency > MaxConcurrency {
+		p.add("mirroring.concurrency", "%d must be between 1 and %d (0 means the default, %d)", m.Concurrency, MaxConcurrency, DefaultConcurrency)
 	}
 }
 

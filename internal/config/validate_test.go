@@ -49,6 +49,10 @@ func TestValidateReportsEachProblemWithItsPath(t *testing.T) {
 		{"the wait budget must be positive", func(c *Config) {
 			c.Mirroring.WaitBudget = &metav1.Duration{}
 		}, `mirroring.waitBudget: 0s must be more than 0s and less than 30s, the webhook timeout limit`},
+		{"concurrency cannot be negative", func(c *Config) { c.Mirroring.Concurrency = -1 },
+			`mirroring.concurrency: -1 must be between 1 and 64 (0 means the default, 4)`},
+		{"concurrency is bounded", func(c *Config) { c.Mirroring.Concurrency = 1000 },
+			`mirroring.concurrency: 1000 must be between 1 and 64 (0 means the default, 4)`},
 
 		// Registries.
 		{"targetRegistry is required when sources are swapped", func(c *Config) { c.TargetRegistry = "" },

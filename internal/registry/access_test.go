@@ -411,3 +411,22 @@ func TestConcurrentCallersShareOneHandshake(t *testing.T) {
 		t.Errorf("token requests = %d, want 1", n)
 	}
 }
+
+func TestAHeadWithoutDigestIsAskedAgainWithGet(t *testing.T) {
+	reg := newTestRegistry(t)
+	want := seed(t, reg.host+"/src/app:1", platformIndex(t, "linux/amd64")).String()
+	reg.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodHead && strings.Contains(r.URL.Path, "/manifests/") {
+			w.Header().Set("Content-Type", "application/vnd.oci.image.index.v1+json")
+			return true // no Docker-Content-Digest, as some registries answer
+		}
+		return false
+	})
+	d, ok, err := newClient(t, insecureConfig(reg)).Exists(t.Context(), reg.ref(t, "src/app:1"))
+	if err != nil || !ok || d.Digest != want || d.Size <= 0 {
+		t.Errorf("Exists() = %+v, %v, %v; want %s", d, ok, err, want)
+	}
+	if n := reg.count(http.MethodGet, "/manifests/1"); n != 1 {
+		t.Errorf("GETs = %d, want 1", n)
+	}
+}

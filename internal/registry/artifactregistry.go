@@ -21,8 +21,10 @@ import (
 const (
 	defaultArtifactRegistryAPI = "https://artifactregistry.googleapis.com"
 	defaultMetadataHost        = "metadata.google.internal"
-	// garOperationWait bounds how long a repository creation is awaited.
+	// garOperationWait bounds how long a repository creation is awaited,
+	// and garPoll is how often the operation is asked about meanwhile.
 	garOperationWait = time.Minute
+	garPoll          = 500 * time.Millisecond
 )
 
 // ArtifactRegistry keeps images in one Google Artifact Registry Docker
@@ -54,7 +56,7 @@ func NewArtifactRegistry(cfg config.ArtifactRegistry, getenv func(string) string
 		getenv:   getenv,
 		client:   &http.Client{Timeout: time.Minute},
 		now:      time.Now,
-		poll:     retryLater,
+		poll:     garPoll,
 	}
 }
 

@@ -351,7 +351,3 @@ func (c *Client) evictOne() {
 func remoteOptions(ctx context.Context, rt http.RoundTripper, more ...remote.Option) []remote.Option {
 	return append([]remote.Option{remote.WithTransport(rt), remote.WithContext(ctx)}, more...)
 }
-
-// retryLater is how long to wait before polling a long-running cloud
-// operation again.
-const retryLater = 500 * time.Millisecond

@@ -64,8 +64,9 @@ func (e *StatusError) Is(target error) bool {
 }
 
 // Retryable reports whether an operation that failed with err may succeed
-// if tried again later: true for 5xx, 408 and 429 answers, timeouts and
-// network errors; false for other 4xx answers (401, 403, 404, 400),
+// if tried again later: true for 5xx, 408 and 429 answers, cloud APIs'
+// throttling codes (AWS throttles with 400 ThrottlingException), timeouts
+// and network errors; false for other 4xx answers (401, 403, 404, 400),
 // ErrTagExists, ErrDigestMismatch, a cancelled context and anything not
 // recognised.
 func Retryable(err error) bool {
@@ -75,6 +76,10 @@ func Retryable(err error) bool {
 		errors.Is(err, ErrDigestMismatch),
 		errors.Is(err, context.Canceled):
 		return false
+	}
+	var ce *cloudError
+	if errors.As(err, &ce) && cloudThrottles[ce.Code] {
+		return true // AWS throttles with 400 and a code
 	}
 	if code, ok := statusCode(err); ok {
 		return code == http.StatusTooManyRequests || code == http.StatusRequestTimeout || code >= 500
@@ -94,6 +99,15 @@ func Retryable(err error) bool {
 	}
 	var opErr *net.OpError
 	return errors.As(err, &opErr)
+}
+
+// cloudThrottles are the error codes cloud APIs slow callers down with.
+var cloudThrottles = map[string]bool{
+	"ThrottlingException":      true,
+	"Throttling":               true,
+	"TooManyRequestsException": true,
+	"RequestLimitExceeded":     true,
+	"RESOURCE_EXHAUSTED":       true,
 }
 
 // RetryAfter returns the delay a registry asked for with a Retry-After

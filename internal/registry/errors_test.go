@@ -101,6 +101,9 @@ func TestRetryableClassifiesNetworkFailures(t *testing.T) {
 		{"a digest mismatch", fmt.Errorf("x: %w", ErrDigestMismatch), false},
 		{"an unknown host", &net.DNSError{Err: "no such host", Name: "nope.invalid", IsNotFound: true}, false},
 		{"a DNS timeout", &net.DNSError{Err: "timeout", Name: "registry.example.com", IsTimeout: true}, true},
+		{"ECR throttling", &cloudError{Op: "ECR CreateRepository", StatusCode: 400, Code: "ThrottlingException"}, true},
+		{"an ECR invalid parameter", &cloudError{Op: "ECR CreateRepository", StatusCode: 400, Code: "InvalidParameterException"}, false},
+		{"a cloud API's 503", &cloudError{Op: "Artifact Registry get repository", StatusCode: 503}, true},
 		{"anything else", errors.New("parsing manifest: unexpected end of JSON input"), false},
 		{"nil", nil, false},
 	}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"path"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -64,7 +63,8 @@ func (r *router) RoundTrip(req *http.Request) (*http.Response, error) {
 		out.URL.Scheme = rt.endpoint.Scheme
 		out.URL.Host = rt.endpoint.Host
 		if p := strings.TrimSuffix(rt.endpoint.Path, "/"); p != "" {
-			out.URL.Path = path.Join(p, req.URL.Path)
+			// Concatenated, not path.Join: "/v2/" keeps its slash.
+			out.URL.Path = p + req.URL.Path
 			out.URL.RawPath = ""
 		}
 		out.Host = ""

@@ -64,12 +64,9 @@ func (s *Server) prepare(ctx context.Context, req *admissionv1.AdmissionRequest,
 	out.dryRun = req.DryRun != nil && *req.DryRun
 	out.namespace = req.Namespace
 	out.pod = req.Name
-	if why, ok := isPod(req); !ok {
-		s.skip(out, "kind", why)
-		return nil, nil
-	}
-	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
-		s.skip(out, "operation", fmt.Sprintf("operation %s changes no image", req.Operation))
+	if label, why, ok := skipReason(req); !ok {
+		out.skipped = why
+		s.metrics.admissionsSkipped.WithLabelValues(label).Inc()
 		return nil, nil
 	}
 	pod, old, rerr := decodePods(req)
@@ -114,11 +111,6 @@ func (s *Server) prepare(ctx context.Context, req *admissionv1.AdmissionRequest,
 	return a, nil
 }
 
-func (s *Server) skip(out *outcome, reason, why string) {
-	out.skipped = why
-	s.metrics.admissionsSkipped.WithLabelValues(reason).Inc()
-}
-
 // decide asks the engine about every image, in parallel when a mirror may
 // make a decision wait (swap: wait, or a registry round trip), so that the
 // whole Pod fits in the budget of ctx.
@@ -161,14 +153,14 @@ func (s *Server) mutate(ctx context.Context, req *admissionv1.AdmissionRequest, 
 			swaps = append(swaps, swap{image: im, target: d.Target})
 			out.swaps = append(out.swaps, im.key+"="+d.Target)
 			if a.dryRun {
-				resp.Warnings = appendWarning(resp.Warnings, "dry run: %s: %s would be swapped to %s", im.what, im.image, d.Target)
+				resp.Warnings = appendWarning(resp.Warnings, "dry run: %s: %s would be swapped to %s", im.what, abbreviate(im.image), abbreviate(d.Target))
 			} else {
-				resp.Warnings = appendWarning(resp.Warnings, "%s: %s -> %s", im.what, im.image, d.Target)
+				resp.Warnings = appendWarning(resp.Warnings, "%s: %s -> %s", im.what, abbreviate(im.image), abbreviate(d.Target))
 			}
 		case d.Fallback:
 			out.fallbacks++
 			s.metrics.fallbacks.Inc()
-			resp.Warnings = appendWarning(resp.Warnings, "%s: kept %s: %s", im.what, im.image, lastReason(d))
+			resp.Warnings = appendWarning(resp.Warnings, "%s: kept %s: %s", im.what, abbreviate(im.image), lastReason(d))
 		}
 	}
 	out.warnings = len(resp.Warnings)
@@ -197,8 +189,15 @@ func (s *Server) validate(ctx context.Context, req *admissionv1.AdmissionRequest
 	if rerr != nil || a == nil {
 		return resp, rerr
 	}
+	// Images are judged as they will run. A dry run gets no patch from
+	// /mutate, so it is judged as if the swaps the rules plan were made:
+	// its verdict is the one the real request would get.
+	var m engine.Mirror = asWritten{}
+	if a.dryRun {
+		m = nil
+	}
 	allowList := a.engine.Config().Policies.AllowList
-	for i, d := range a.decide(ctx, asWritten{}) {
+	for i, d := range a.decide(ctx, m) {
 		im := a.images[i]
 		s.metrics.decisions.WithLabelValues("validate", string(d.Action)).Inc()
 		for _, v := range d.Violations {
@@ -211,7 +210,7 @@ func (s *Server) validate(ctx context.Context, req *admissionv1.AdmissionRequest
 				}
 				out.denials = append(out.denials, msg)
 			case config.ModeWarn:
-				resp.Warnings = appendWarning(resp.Warnings, "%s: image %s: %s (warn mode: admitted)", im.what, im.image, v.Message)
+				resp.Warnings = appendWarning(resp.Warnings, "%s: image %s: %s (warn mode: admitted)", im.what, abbreviate(im.image), v.Message)
 			default:
 				s.log.Info("policy violation (audit mode: admitted)", "namespace", out.namespace, "pod", out.pod, "image", im.image, "rule", v.Rule, "violation", v.Message)
 			}
@@ -257,6 +256,18 @@ func lastReason(d engine.Decision) string {
 		return string(d.Action)
 	}
 	return d.Reasons[len(d.Reasons)-1]
+}
+
+// abbreviate shortens a sha256 digest in a reference to 12 hex digits,
+// for warnings: they are cut at 256 characters, and a whole digest takes
+// 71 of them.
+func abbreviate(ref string) string {
+	const prefix, keep = "@sha256:", 12
+	i := strings.Index(ref, prefix)
+	if i < 0 || len(ref)-i-len(prefix) != 64 {
+		return ref
+	}
+	return ref[:i+len(prefix)+keep] + "…"
 }
 
 // appendWarning adds a warning, shortened to what kube-apiserver keeps.

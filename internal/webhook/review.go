@@ -74,16 +74,21 @@ func readReview(w http.ResponseWriter, r *http.Request) (*admissionv1.AdmissionR
 	return &review, nil
 }
 
-// isPod reports whether the request is about a Pod, and if not, why.
-func isPod(req *admissionv1.AdmissionRequest) (string, bool) {
+// skipReason says why a request is not one for a decision: its metric
+// label and a sentence; ok is true when it is one.
+func skipReason(req *admissionv1.AdmissionRequest) (label, why string, ok bool) {
 	if req.Kind.Group != "" || req.Kind.Kind != "Pod" {
-		return fmt.Sprintf("kind %s is not a Pod", req.Kind.String()), false
+		return "kind", fmt.Sprintf("kind %s is not a Pod", req.Kind.String()), false
 	}
 	switch req.SubResource {
 	case "", "ephemeralcontainers":
-		return "", true
+	default:
+		return "subresource", fmt.Sprintf("subresource %s holds no image to decide on", req.SubResource), false
 	}
-	return fmt.Sprintf("subresource %s holds no image to decide on", req.SubResource), false
+	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
+		return "operation", fmt.Sprintf("operation %s changes no image", req.Operation), false
+	}
+	return "", "", true
 }
 
 // decodePods decodes the Pods of a request: object, and oldObject on

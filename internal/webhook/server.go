@@ -10,6 +10,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -183,14 +184,18 @@ func (s *Server) admissionHandler(endpoint string, review reviewFunc) http.Handl
 			return
 		}
 		resp.UID = in.Request.UID
-		body, err := json.Marshal(admissionv1.AdmissionReview{TypeMeta: in.TypeMeta, Response: resp})
-		if err != nil {
+		var body bytes.Buffer
+		enc := json.NewEncoder(&body)
+		// Warnings hold "->"; kubectl shows them as written either way, but
+		// people read the JSON too.
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(admissionv1.AdmissionReview{TypeMeta: in.TypeMeta, Response: resp}); err != nil {
 			// A response holds strings and bytes only; this is a bug.
 			s.reject(w, r, endpoint, start, &requestError{status: http.StatusInternalServerError, reason: "encoding the response: " + err.Error()})
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(body)
+		_, _ = w.Write(body.Bytes())
 
 		result := resultAllowed
 		switch {

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+
+	"github.com/image-swapper/image-swapper/internal/webhook"
+)
+
+// serveFlags are the flags of image-swapper serve.
+type serveFlags struct {
+	configPath      string
+	listen          string
+	tlsCert         string
+	tlsKey          string
+	kubeconfig      string
+	noKubeAPI       bool
+	namespace       string
+	logFormat       string
+	logLevel        string
+	budget          time.Duration
+	shutdownDelay   time.Duration
+	shutdownTimeout time.Duration
+}
+
+func newServeCommand() *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve --config FILE --tls-cert FILE --tls-key FILE",
+		Short: "Serve the admission webhooks (/mutate, /validate)",
+		Long: `serve runs the admission webhook server over HTTPS: /mutate swaps Pod images
+to their mirror, /validate applies the allow and deny lists, and /healthz,
+/readyz and /metrics (Prometheus) serve operations.
+
+The configuration file and the certificate files are reloaded when they
+change; an invalid new configuration is logged and the last good one stays.
+Namespace labels come from an informer over the Kubernetes API (in-cluster,
+or --kubeconfig). SIGTERM or SIGINT stops the server after in-flight
+requests finish.`,
+		Example: `  image-swapper serve --config /etc/image-swapper/config.yaml \
+    --tls-cert /etc/image-swapper/tls/tls.crt --tls-key /etc/image-swapper/tls/tls.key`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			return f.run(ctx, cmd.ErrOrStderr())
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&f.configPath, "config", "c", "", "configuration file (required; reloaded when it changes)")
+	fl.StringVar(&f.listen, "listen", ":8443", "address to serve HTTPS on")
+	fl.StringVar(&f.tlsCert, "tls-cert", "", "serving certificate, PEM (required; reloaded when it changes)")
+	fl.StringVar(&f.tlsKey, "tls-key", "", "private key of the serving certificate, PEM (required)")
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig for the Kubernetes API (default: in-cluster)")
+	fl.BoolVar(&f.noKubeAPI, "no-kube-api", false, "run without the Kubernetes API: namespace selectors see only namespace names (for local testing)")
+	fl.StringVar(&f.namespace, "namespace", os.Getenv("POD_NAMESPACE"), "namespace the server runs in, left alone unless the configuration includes it (default $POD_NAMESPACE)")
+	fl.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
+	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fl.DurationVar(&f.budget, "admission-budget", webhook.DefaultBudget, "longest an admission may take, mirror waits included; keep it below the webhook's timeoutSeconds")
+	fl.DurationVar(&f.shutdownDelay, "shutdown-delay", 5*time.Second, "how long to keep serving, unready, after SIGTERM, so that endpoints drop the server first")
+	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", webhook.DefaultShutdownTimeout, "how long in-flight requests may take to finish at shutdown")
+	_ = cmd.MarkFlagRequired("config")
+	return cmd
+}
+
+func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
+	log, err := newLogger(stderr, f.logFormat, f.logLevel)
+	if err != nil {
+		return trouble(err)
+	}
+	if f.tlsCert == "" || f.tlsKey == "" {
+		return trouble(errors.New("--tls-cert and --tls-key are required: the API server calls webhooks over HTTPS"))
+	}
+	if f.budget <= 0 {
+		return trouble(fmt.Errorf("--admission-budget %s: want a positive duration", f.budget))
+	}
+	metrics := webhook.NewMetrics()
+	certs, err := webhook.NewFileCertificate(f.tlsCert, f.tlsKey, webhook.FileCertificateOptions{Logger: log, Metrics: metrics})
+	if err != nil {
+		return trouble(err)
+	}
+	var namespaces webhook.NamespaceSource
+	if !f.noKubeAPI {
+		client, err := f.kubeClient()
+		if err != nil {
+			return trouble(err)
+		}
+		// client-go logs through klog; send it to the same place.
+		klog.SetSlogLogger(log)
+		namespaces = webhook.NewNamespaceInformer(client, log, metrics)
+	} else {
+		log.Warn("running without the Kubernetes API: namespace selectors see only namespace names")
+	}
+	srv, err := webhook.New(webhook.Options{
+		ConfigPath:      f.configPath,
+		Namespace:       f.namespace,
+		Certificates:    certs,
+		Namespaces:      namespaces,
+		Logger:          log,
+		Metrics:         metrics,
+		Budget:          f.budget,
+		ShutdownDelay:   f.shutdownDelay,
+		ShutdownTimeout: f.shutdownTimeout,
+	})
+	if err != nil {
+		return trouble(err)
+	}
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return trouble(fmt.Errorf("--listen %s: %w", f.listen, err))
+	}
+	if err := srv.Serve(ctx, ln); err != nil {
+		return trouble(err)
+	}
+	return nil
+}
+
+// kubeClient connects with --kubeconfig, or in-cluster.
+func (f *serveFlags) kubeClient() (kubernetes.Interface, error) {
+	var cfg *rest.Config
+	var err error
+	if f.kubeconfig != "" {
+		cfg, err = clientcmd.BuildConfigFromFlags("", f.kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("--kubeconfig %s: %w", f.kubeconfig, err)
+		}
+	} else {
+		cfg, err = rest.InClusterConfig()
+		if err != nil {
+			return nil, fmt.Errorf("not running in a cluster (%w): give --kubeconfig, or --no-kube-api to run without namespace labels", err)
+		}
+	}
+	cfg.UserAgent = "image-swapper"
+	return kubernetes.NewForConfig(cfg)
+}
+
+// newLogger builds the slog logger of --log-format and --log-level.
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want json or text", format)
+}
