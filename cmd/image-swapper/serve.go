@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
+	"github.com/image-swapper/image-swapper/internal/config"
 	"github.com/image-swapper/image-swapper/internal/webhook"
 )
 
@@ -106,7 +107,19 @@ func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
 	} else {
 		log.Warn("running without the Kubernetes API: namespace selectors see only namespace names")
 	}
+	// The mirror service reaches registries as the configuration at start
+	// says; a reload changes rules and policy, not registry access.
+	cfg, err := config.Load(f.configPath)
+	if err != nil {
+		return trouble(err)
+	}
+	m, err := newMirroring(cfg, log)
+	if err != nil {
+		return trouble(fmt.Errorf("%s: %w", f.configPath, err))
+	}
+	defer m.Close()
 	srv, err := webhook.New(webhook.Options{
+		Mirror:          m.engineMirror(),
 		ConfigPath:      f.configPath,
 		Namespace:       f.namespace,
 		Certificates:    certs,

@@ -121,17 +121,31 @@ func TestCertificateRotation(t *testing.T) {
 	waitFor("the first certificate is served", func() bool { return latest.Load() == serial1 })
 
 	// Written in place, one file after the other, as a careless rotation
-	// does: in between, the files do not match.
+	// does: until the key is written too, the files do not match and the
+	// first certificate stays in use.
 	cert2, key2, serial2 := ca.issue(t)
 	writeFile(t, certPath, cert2)
+	waitFor("the half-written pair is rejected", func() bool {
+		return metricValue(t, metrics, "image_swapper_tls_cert_reloads_total", "failure") == 1
+	})
+	mu.Lock()
+	before := serials[serial1]
+	mu.Unlock()
+	waitFor("requests go on with the first certificate", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return serials[serial1] > before+3
+	})
 	writeFile(t, keyPath, key2)
 	waitFor("the rotated certificate is served", func() bool { return latest.Load() == serial2 })
 
 	writeFile(t, certPath, []byte("not a certificate"))
 	waitFor("the bad pair is rejected", func() bool {
-		return metricValue(t, metrics, "image_swapper_tls_cert_reloads_total", "failure") > 0
+		return metricValue(t, metrics, "image_swapper_tls_cert_reloads_total", "failure") == 2
 	})
+	mu.Lock()
 	served := serials[serial2]
+	mu.Unlock()
 	waitFor("requests go on after the bad pair", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -142,14 +156,15 @@ func TestCertificateRotation(t *testing.T) {
 
 	mu.Lock()
 	defer mu.Unlock()
+	t.Logf("requests per serving certificate: %v", serials)
 	if len(failures) > 0 {
 		t.Errorf("%d requests failed during rotation, first: %v", len(failures), failures[0])
 	}
 	if len(serials) != 2 {
 		t.Errorf("served certificates %v, want only serials %d and %d", serials, serial1, serial2)
 	}
-	if got := metricValue(t, metrics, "image_swapper_tls_cert_reloads_total", "success"); got < 1 {
-		t.Errorf("successful reloads %v, want at least 1", got)
+	if got := metricValue(t, metrics, "image_swapper_tls_cert_reloads_total", "success"); got != 1 {
+		t.Errorf("successful reloads %v, want 1", got)
 	}
 }
 

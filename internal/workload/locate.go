@@ -262,6 +262,9 @@ func (l *Locator) Parse(doc Document) (p *Parsed, err error) {
 			p, err = nil, &SyntaxError{Document: doc.Index, Msg: fmt.Sprintf("YAML parser failed: %v", r)}
 		}
 	}()
+	if fast, ok := fastParse(doc.Raw); ok {
+		return l.locate(p, fast)
+	}
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(doc.Raw))
 	if err := dec.Decode(&root); err != nil && err != io.EOF {
@@ -278,15 +281,20 @@ func (l *Locator) Parse(doc Document) (p *Parsed, err error) {
 			return nil, &SyntaxError{Document: doc.Index, Line: streamLine(doc, next.Line), Msg: "a second YAML document starts here; split the stream into documents first"}
 		}
 	}
+	return l.locate(p, &root)
+}
+
+// locate finds the images in the tree of p's document.
+func (l *Locator) locate(p *Parsed, root *yaml.Node) (*Parsed, error) {
 	if root.Kind != yaml.DocumentNode || len(root.Content) == 0 {
 		return p, nil
 	}
-	w := walker{l: l, doc: doc, budget: budget{left: l.stepBudget(len(doc.Raw))}}
+	w := walker{l: l, doc: p.doc, budget: budget{left: l.stepBudget(len(p.doc.Raw))}}
 	if err := w.object(root.Content[0], ""); err != nil {
 		return nil, err
 	}
 	if w.anchored != nil {
-		countUses(&root, w.anchored, w.refs)
+		countUses(root, w.anchored, w.refs)
 	}
 	p.images, p.refs = w.images, w.refs
 	return p, nil
