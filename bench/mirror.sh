@@ -19,6 +19,7 @@
 #   BENCH_PLATFORMS   platforms of the seeded index (default linux/amd64,linux/arm64,linux/ppc64le)
 #   BENCH_LAYERS_MIB  layer sizes of each platform's image in MiB (default 32,16,8,6,4)
 #   RUN_TIMEOUT       seconds one command may take before the benchmark stops (default 600)
+#   CRANE_FLAGS       extra flags for crane copy, e.g. "--jobs 4" (default none)
 #   BENCH_ARTIFACT_TYPE=1  seed index descriptors with artifactType (as
 #                     go-containerregistry v0.22 writes them); skopeo 1.9.3
 #                     drops the field, so its copies get another index digest
@@ -35,6 +36,7 @@ REMIRROR_RUNS="${REMIRROR_RUNS:-10}"
 BENCH_PLATFORMS="${BENCH_PLATFORMS:-linux/amd64,linux/arm64,linux/ppc64le}"
 BENCH_LAYERS_MIB="${BENCH_LAYERS_MIB:-32,16,8,6,4}"
 RUN_TIMEOUT="${RUN_TIMEOUT:-600}"
+read -r -a CRANE_FLAGS <<<"${CRANE_FLAGS:-}"
 TOOLS=(image-swapper crane skopeo)
 
 die() {
@@ -182,7 +184,7 @@ copy_with() {
 		timeout "$RUN_TIMEOUT" "$SWAPPER" mirror --config "$work/isw-$run.yaml" "$SOURCE_REF"
 		;;
 	crane)
-		timeout "$RUN_TIMEOUT" "$CRANE" copy --insecure "$SOURCE_REF" "$dst"
+		timeout "$RUN_TIMEOUT" "$CRANE" copy --insecure "${CRANE_FLAGS[@]}" "$SOURCE_REF" "$dst"
 		;;
 	skopeo)
 		# skopeo remembers in a blob-info cache which repositories have
@@ -231,7 +233,8 @@ loadavg() {
 	cut -d' ' -f1-3 /proc/loadavg
 }
 
-results="$work/results.tsv" # tool run ms load1 mounts verdict
+results="$work/results.tsv" # tool run ms load1 mounts verdict cpu_ms
+TIMEFORMAT='%3R %3U %3S'
 : >"$results"
 LOAD_START="$(loadavg)"
 note "image: $(awk -v b="$IMAGE_BYTES" 'BEGIN {printf "%.1f MiB", b / 1048576}'), ${#CHILDREN[@]} platforms, digest $SOURCE_DIGEST"
@@ -241,10 +244,13 @@ for ((run = 1; run <= RUNS; run++)); do
 		tool="${TOOLS[$(((run - 1 + k) % ${#TOOLS[@]}))]}"
 		load1="$(cut -d' ' -f1 /proc/loadavg)"
 		before="$(access_lines dst | wc -l)"
-		start="$(now_ms)"
 		status=0
-		copy_with "$tool" "$run" >"$work/$tool-$run.log" 2>&1 || status=$?
-		ms=$(($(now_ms) - start))
+		# Wall-clock time, and the CPU time of the tool's process (not
+		# the registries'): steadier than wall-clock on a busy machine.
+		{ time copy_with "$tool" "$run" >"$work/$tool-$run.log" 2>&1; } 2>"$work/time" || status=$?
+		read -r real user sys <"$work/time"
+		ms="$(awk -v r="$real" 'BEGIN {printf "%d", r * 1000}')"
+		cpu_ms="$(awk -v u="$user" -v s="$sys" 'BEGIN {printf "%d", (u + s) * 1000}')"
 		if ((status != 0)); then
 			cat "$work/$tool-$run.log" >&2
 			die "$tool, run $run: exit $status (above is its output)"
@@ -252,8 +258,8 @@ for ((run = 1; run <= RUNS; run++)); do
 		sleep 0.2 # the registry logs a request after it has answered it
 		mounts="$(access_lines dst | tail -n +"$((before + 1))" | grep -c '^POST .*[?&]mount=.* 201$' || true)"
 		verdict="$(verify "$tool" "$run")"
-		printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$run" "$ms" "$load1" "$mounts" "$verdict" >>"$results"
-		note "run $run: $tool $(awk -v ms="$ms" 'BEGIN {printf "%.2f s", ms / 1000}') (load $load1, mounts $mounts, digests $verdict)"
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$run" "$ms" "$load1" "$mounts" "$verdict" "$cpu_ms" >>"$results"
+		note "run $run: $tool $(awk -v ms="$ms" -v cpu="$cpu_ms" 'BEGIN {printf "%.2f s (CPU %.2f s)", ms / 1000, cpu / 1000}') (load $load1, mounts $mounts, digests $verdict)"
 	done
 done
 
@@ -289,8 +295,8 @@ LOAD_END="$(loadavg)"
 median() {
 	sort -n | awk '{a[NR] = $1} END {if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2}'
 }
-med() { # TOOL
-	awk -F'\t' -v t="$1" '$1 == t {print $3}' "$results" | median
+med() { # TOOL [COLUMN]: the median wall-clock ms, or of COLUMN
+	awk -F'\t' -v t="$1" -v c="${2:-3}" '$1 == t {print $c}' "$results" | median
 }
 remed() { # KIND
 	awk -F'\t' -v k="$1" '$1 == k {print $2}' "$remirror" | median
@@ -300,7 +306,7 @@ remed() { # KIND
 label() {
 	case "$1" in
 	image-swapper) echo "image-swapper mirror" ;;
-	crane) echo "crane copy" ;;
+	crane) echo "crane copy${CRANE_FLAGS[*]:+ ${CRANE_FLAGS[*]}}" ;;
 	skopeo) echo "skopeo copy --all" ;;
 	esac
 }
@@ -310,19 +316,19 @@ skopeo="$(med skopeo)"
 
 echo "## Mirroring benchmark: $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo
-echo "- command: bench/mirror.sh $RUNS (REMIRROR_RUNS=$REMIRROR_RUNS)"
+echo "- command: ${CRANE_FLAGS[*]:+CRANE_FLAGS=\"${CRANE_FLAGS[*]}\" }bench/mirror.sh $RUNS (REMIRROR_RUNS=$REMIRROR_RUNS)"
 echo "- machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) memory, $(uname -sr)"
 echo "- load average (1, 5, 15 min): $LOAD_START at the start, $LOAD_END at the end; 1-min load when each copy started: $(cut -f4 "$results" | sort -n | head -1)-$(cut -f4 "$results" | sort -n | tail -1)"
 echo "- registries: Debian's docker-registry (Distribution $("$REGISTRY_BIN" --version | awk '{print $NF}')), filesystem storage, plain HTTP on 127.0.0.1"
 echo "- image: OCI index, ${#CHILDREN[@]} platforms ($BENCH_PLATFORMS), layers of $BENCH_LAYERS_MIB MiB of random bytes each; $(awk -v b="$IMAGE_BYTES" 'BEGIN {printf "%.1f MiB (%d bytes)", b / 1048576, b}') in all"
 echo "- tools: $("$SWAPPER" version 2>/dev/null | head -1), crane $("$CRANE" version), $(skopeo --version)"
-echo "- each tool: $RUNS full copies to fresh repositories, interleaved; default settings (crane --jobs = GOMAXPROCS = $(nproc); image-swapper 4 uploads at once)"
+echo "- each tool: $RUNS full copies to fresh repositories, interleaved; crane with default settings unless CRANE_FLAGS says otherwise (--jobs = GOMAXPROCS = $(nproc)); image-swapper uploads 4 blobs at once"
 echo
-echo "| tool | median | min | max | MiB/s (median) | vs crane | vs skopeo | blob mounts | digests |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| tool | median | min | max | MiB/s (median) | vs crane | vs skopeo | CPU (median) | blob mounts | digests |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 for tool in "${TOOLS[@]}"; do
 	m="$(med "$tool")"
-	awk -F'\t' -v t="$tool" -v m="$m" -v c="$crane" -v s="$skopeo" -v b="$IMAGE_BYTES" -v cmd="$(label "$tool")" '
+	awk -F'\t' -v t="$tool" -v m="$m" -v c="$crane" -v s="$skopeo" -v b="$IMAGE_BYTES" -v cmd="$(label "$tool")" -v cpu="$(med "$tool" 7)" '
 		$1 == t {
 			n++; mounts += $5
 			if (min == "" || $3 < min) min = $3
@@ -330,13 +336,22 @@ for tool in "${TOOLS[@]}"; do
 			if ($6 != "equal") { v = $6; sub(/^DIFFERENT: /, "", v); bad = bad " run " $2 ": " v }
 		}
 		END {
-			printf "| %s | %.2f s | %.2f s | %.2f s | %.0f | %.2fx | %.2fx | %d | %s |\n",
-				cmd, m / 1000, min / 1000, max / 1000, b / 1048576 / (m / 1000), m / c, m / s, mounts,
+			printf "| %s | %.2f s | %.2f s | %.2f s | %.0f | %.2fx | %.2fx | %.2f s | %d | %s |\n",
+				cmd, m / 1000, min / 1000, max / 1000, b / 1048576 / (m / 1000), m / c, m / s, cpu / 1000, mounts,
 				bad == "" ? "equal in all " n " runs" : "DIFFERENT:" bad
 		}' "$results"
 done
 echo
-echo "Ratios are median / median (below 1.00x: faster than that tool)."
+echo "Ratios are median / median (below 1.00x: faster than that tool). CPU is the user + system time of the tool's own process."
+echo
+# round_ratio A B: the median over rounds of A's time / B's time in the same
+# round. The tools of one round run back to back and share the machine's
+# load of the moment, so this is steadier than a ratio of medians.
+round_ratio() {
+	awk -F'\t' -v a="$1" -v b="$2" '$1 == a {x[$2] = $3} $1 == b {y[$2] = $3} END {for (r in x) if (y[r] > 0) print x[r] / y[r]}' "$results" |
+		median | awk '{printf "%.2fx", $1}'
+}
+echo "Per-round ratios (median over rounds of the two tools' times in the same round): image-swapper / crane $(round_ratio image-swapper crane), image-swapper / skopeo $(round_ratio image-swapper skopeo)."
 echo
 echo "Re-mirroring the image already present (medians of $REMIRROR_RUNS runs; each a new process):"
 echo
@@ -355,10 +370,10 @@ echo "target ($DST):"
 awk '{print "  " $0}' <<<"$REMIRROR_DST_REQS"
 echo '```'
 echo
-echo "Per run (ms; 1-min load at its start):"
+echo "Per run (wall-clock ms / CPU ms; 1-min load at its start):"
 echo
 echo '```'
 for tool in "${TOOLS[@]}"; do
-	printf '%-14s %s\n' "$tool" "$(awk -F'\t' -v t="$tool" '$1 == t {printf "%s%s (%s)", sep, $3, $4; sep = ", "}' "$results")"
+	printf '%-14s %s\n' "$tool" "$(awk -F'\t' -v t="$tool" '$1 == t {printf "%s%s/%s (%s)", sep, $3, $7, $4; sep = ", "}' "$results")"
 done
 echo '```'

@@ -245,6 +245,26 @@ func TestMirrorBetweenTwoDockerRegistries(t *testing.T) {
 		}
 	})
 
+	t.Run("a present image named by digest costs one manifest HEAD at the target and nothing at the source", func(t *testing.T) {
+		src.reset()
+		dst.reset()
+		r := runSwapper(t, "", nil, "mirror", "--config", config, appSource+"@"+app.digest)
+		if r.code != 0 || !strings.Contains(r.stdout, "0 copied, 1 already present, 0 failed") {
+			t.Fatalf("want the image already present, got:\n%s", r)
+		}
+		if got := src.requests(); len(got) > 0 {
+			t.Errorf("requests at the source: %q, want none: the digest says what to look for", got)
+		}
+		dstReqs := dst.requests()
+		t.Logf("requests at the target: %q", dstReqs)
+		if got := matching(dstReqs, "/manifests/"); len(got) != 1 || !strings.HasPrefix(got[0], "HEAD ") {
+			t.Errorf("manifest requests at the target: %q, want one HEAD", got)
+		}
+		if got := writes(dstReqs); len(got) > 0 {
+			t.Errorf("writes at the target: %q, want none", got)
+		}
+	})
+
 	t.Run("rewrite --copy --pin-digest writes the target at the digest it copied", func(t *testing.T) {
 		web := seedIndex(t, srcReg.Host+"/src/web:2.0", 2, "linux/amd64", "linux/arm64")
 		webTarget := targetOf(dst.Host, src.Host, "src/web:2.0")
