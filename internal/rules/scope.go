@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 	"maps"
+	"sync"
 
 	"github.com/google/cel-go/cel"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -115,7 +116,9 @@ type Condition struct {
 	program cel.Program
 }
 
-var celEnv = func() *cel.Env {
+// celEnv is built on first use: building it costs milliseconds, which
+// every command would otherwise pay at start-up.
+var celEnv = sync.OnceValue(func() *cel.Env {
 	env, err := cel.NewEnv(
 		cel.Variable("image", cel.MapType(cel.StringType, cel.StringType)),
 		cel.Variable("namespace", cel.MapType(cel.StringType, cel.DynType)),
@@ -125,18 +128,18 @@ var celEnv = func() *cel.Env {
 		panic(fmt.Sprintf("building the CEL environment: %v", err)) // a programming error, caught by every test
 	}
 	return env
-}()
+})
 
 // CompileCondition parses and type-checks a CEL expression.
 func CompileCondition(expr string) (*Condition, error) {
-	ast, issues := celEnv.Compile(expr)
+	ast, issues := celEnv().Compile(expr)
 	if issues != nil && issues.Err() != nil {
 		return nil, fmt.Errorf("invalid CEL expression %q: %w", expr, issues.Err())
 	}
 	if ast.OutputType() != cel.BoolType {
 		return nil, fmt.Errorf("CEL expression %q must evaluate to a bool, not %s", expr, ast.OutputType())
 	}
-	prg, err := celEnv.Program(ast)
+	prg, err := celEnv().Program(ast)
 	if err != nil {
 		return nil, fmt.Errorf("CEL expression %q: %w", expr, err)
 	}

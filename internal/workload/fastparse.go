@@ -29,23 +29,10 @@ func fastParse(raw []byte) (*yaml.Node, bool) {
 	if !p.splitLines() {
 		return nil, false
 	}
-	p.slab = make([]yaml.Node, 0, 3*len(p.lines))
-	// Prologue: comments, blank lines and at most one "---" line.
-	li, opened := 0, false
-	for ; li < len(p.lines); li++ {
-		l := p.lines[li]
-		text := p.text(li)
-		switch {
-		case l.blank || l.comment:
-		case !opened && l.indent == 0 && isMarker(text, '-') && blankOrComment(text[3:]):
-			opened = true
-		default:
-			goto root
-		}
-	}
-	return nil, false // no content: the YAML parser's notion of empty documents is subtle
-root:
-	if p.lines[li].indent != 0 || !p.isKey(li, 0) {
+	// About two nodes a line (a key and its value); more come in chunks.
+	p.slab = make([]yaml.Node, 0, 2*len(p.lines)+4)
+	li, ok := p.prologue()
+	if !ok || p.lines[li].indent != 0 || !p.isKey(li, 0) {
 		return nil, false
 	}
 	top := p.mapping(li, 0)
@@ -70,6 +57,30 @@ root:
 	doc.Content = []*yaml.Node{top}
 	return doc, true
 }
+
+// prologue skips comments, blank lines and at most one "---" line, and
+// returns the first content line.
+func (p *fastParser) prologue() (int, bool) {
+	opened := false
+	for li, l := range p.lines {
+		text := p.text(li)
+		switch {
+		case l.blank || l.comment:
+		case l.indent == 0 && (isMarker(text, '-') || isMarker(text, '.')):
+			if opened || text[0] == '.' || !blankOrComment(text[3:]) {
+				return 0, false // "--- value", "...", a second "---"
+			}
+			opened = true
+		default:
+			return li, true
+		}
+	}
+	return 0, false // no content: the YAML parser's notion of empty documents is subtle
+}
+
+// maxKey bounds an implicit key's text up to its ':'; the YAML parser
+// refuses keys longer than 1024 characters.
+const maxKey = 1000
 
 type fastLine struct {
 	start, end int  // the line's bytes, without its line break
@@ -143,7 +154,7 @@ func (p *fastParser) fail() *yaml.Node {
 // allocations.
 func (p *fastParser) node(kind yaml.Kind, tag string, li, pos int) *yaml.Node {
 	if len(p.slab) == cap(p.slab) {
-		p.slab = make([]yaml.Node, 0, 64)
+		p.slab = make([]yaml.Node, 0, 32)
 	}
 	p.slab = append(p.slab, yaml.Node{Kind: kind, Tag: tag, Line: li + 1, Column: p.column(li, pos)})
 	return &p.slab[len(p.slab)-1]
@@ -199,11 +210,11 @@ func (p *fastParser) mapping(li, pos int) *yaml.Node {
 	for {
 		t := p.text(li)
 		kind, end, ok := scanToken(t, pos)
-		if !ok || kind == tokFlow || kind == tokHeader || end-pos > 1000 {
+		if !ok || kind == tokFlow || kind == tokHeader {
 			return p.fail()
 		}
 		q := skipSpaces(t, end)
-		if q == len(t) || t[q] != ':' || (q+1 < len(t) && t[q+1] != ' ') {
+		if q == len(t) || t[q] != ':' || (q+1 < len(t) && t[q+1] != ' ') || q-pos > maxKey {
 			return p.fail()
 		}
 		key := p.scalar(li, pos, end, kind)
@@ -506,7 +517,7 @@ func (p *fastParser) flowKey(li, i int) (*yaml.Node, int) {
 		}
 		key := p.scalar(li, i, end, kind)
 		j := skipSpaces(t, end)
-		if j == len(t) || t[j] != ':' {
+		if j == len(t) || t[j] != ':' || j-i > maxKey {
 			return p.fail(), 0
 		}
 		return key, j + 1
@@ -520,7 +531,7 @@ func (p *fastParser) flowKey(li, i int) (*yaml.Node, int) {
 			return p.fail(), 0 // a key without ": "
 		}
 		if t[j] == ':' {
-			if j+1 < len(t) && t[j+1] == ' ' {
+			if j+1 < len(t) && t[j+1] == ' ' && j-i <= maxKey {
 				key := p.scalar(li, i, end, tokPlain)
 				if key.Value == "<<" {
 					return p.fail(), 0

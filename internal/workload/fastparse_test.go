@@ -3,6 +3,8 @@ package workload
 import (
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -128,6 +130,7 @@ func TestFastParseLeavesTheRestToTheYAMLParser(t *testing.T) {
 		{"an empty block scalar", "kind: Pod\na: |\nb: c\n"},
 		{"blank lines longer than a block scalar's indentation", "kind: Pod\na: |\n      \n  b\n"},
 		{"a colon starting a flow item", "kind: Pod\na: [:b]\n"},
+		{"a key too long for the YAML parser", "kind: Pod\n" + strings.Repeat("k", 900) + strings.Repeat(" ", 200) + ": v\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -147,7 +150,8 @@ func TestFastParseAgreesOnGeneratedDocuments(t *testing.T) {
 		"'q k': v", "\"q\": v", "a b: c", "a: -1", "a: :x", "a: x:y", "a: ü", "ü: x", "a: 日本 # ü",
 		"- a", "- a: b", "-   a: b", "- - a", "-", "- # c", "- 'x'", "- [a, b]", "- {a: b}",
 		"a: []", "a: {}", "a: [b, 'c', \"d\", {e: f}, [g]]", "a: {b: c, 'd': \"e\", f: [g]}", "a: {\"b\":\"c\"}",
-		"a: [b c, d-e]", "a: {b: c d}", "a: [ b , c ]",
+		"a: [b c, d-e]", "a: {b: c d}", "a: [ b , c ]", "a  : b", "\"a\" : b", "a:   b  c  ", "-   x", "- a:   b",
+		"a: |2", "a: >", "a: &x b", "a: *x", "a: !t b", "? a", ": b", "<<: {a: b}", "a: b\tc", "a: \"\\n\"",
 		"a: |", "a: |-", "a: |+", "a: | # c", "- |", "  text", "    more", "  # not a comment", "",
 		"   ", "# c", "  # c", "...", "---", "  b: c", "    d: e", "  - f", "    - g", "  - h: i", "  j:",
 	}
@@ -175,7 +179,7 @@ func TestFastParseAgreesOnGeneratedDocuments(t *testing.T) {
 			read++
 		}
 	}
-	if read < fastIterations/20 {
+	if read < fastIterations/30 {
 		t.Errorf("fastParse read only %d documents; the test exercises too little", read)
 	}
 }
@@ -192,4 +196,156 @@ func FuzzFastParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		assertFastAgrees(t, raw)
 	})
+}
+
+// TestFastParseReadsGeneratedBlockDocuments renders random trees in the
+// block style the fast path is for, with comments, blank lines, literal
+// scalars, flow collections and both kinds of sequence indentation, and
+// checks that it reads every one exactly as the YAML parser does.
+func TestFastParseReadsGeneratedBlockDocuments(t *testing.T) {
+	g := &blockGen{rng: 11}
+	for i := range fastIterations / 10 {
+		var b strings.Builder
+		b.WriteString("kind: Pod\n")
+		g.mapping(&b, 0, 0)
+		raw := []byte(b.String())
+		if !assertFastAgrees(t, raw) {
+			t.Fatalf("document %d was not read by the fast path:\n%s", i, raw)
+		}
+	}
+}
+
+type blockGen struct{ rng uint64 }
+
+func (g *blockGen) next(n int) int {
+	g.rng ^= g.rng << 13
+	g.rng ^= g.rng >> 7
+	g.rng ^= g.rng << 17
+	return int(g.rng % uint64(n))
+}
+
+func (g *blockGen) pick(s ...string) string { return s[g.next(len(s))] }
+
+func (g *blockGen) scalar() string {
+	return g.pick("nginx:1.27", "'it''s'", `"a b: c"`, "-x", "a:b", "ü/日本", "null", "~", "1.5", "x # c", "'#'", `"'"`, "a#b")
+}
+
+func (g *blockGen) flow(depth int) string {
+	if depth > 1 || g.next(3) == 0 {
+		return g.pick("[]", "{}", "[a, 'b', \"c\"]", "{a: b, 'c': \"d\"}", "{\"a\":\"b\"}")
+	}
+	if g.next(2) == 0 {
+		return "[" + g.flow(depth+1) + ", " + g.pick("x", "'y'") + "]"
+	}
+	return "{k: " + g.flow(depth+1) + ", j: " + g.pick("x", "\"y\"") + "}"
+}
+
+func (g *blockGen) noise(b *strings.Builder, indent int) {
+	switch g.next(6) {
+	case 0:
+		b.WriteString("\n")
+	case 1:
+		b.WriteString(strings.Repeat(" ", g.next(indent+3)) + "# note: [x\n")
+	}
+}
+
+func (g *blockGen) literal(b *strings.Builder, indent int) {
+	b.WriteString(g.pick("|", "|-", "|+", "| # c") + "\n")
+	in := strings.Repeat(" ", indent+2+g.next(2)*2)
+	b.WriteString(in + "first\n") // it sets the indentation
+	for range g.next(3) {
+		b.WriteString(in + g.pick("line", "  more: indented", "# not a comment", "\"q", "- x") + "\n")
+		if g.next(4) == 0 {
+			b.WriteString("\n")
+		}
+	}
+}
+
+// value writes what follows "key:" or "- ", for a collection at indent.
+func (g *blockGen) value(b *strings.Builder, indent, depth int, inSeq bool) {
+	choice := g.next(7)
+	if depth > 3 {
+		choice = g.next(3)
+	}
+	switch choice {
+	case 0:
+		b.WriteString(" " + g.scalar() + "\n")
+	case 1:
+		b.WriteString(" " + g.flow(0) + g.pick("", " # c") + "\n")
+	case 2:
+		b.WriteString(" ")
+		g.literal(b, indent)
+	case 3:
+		b.WriteString(g.pick("", " # c") + "\n")
+		g.mapping(b, indent+2+g.next(2)*2, depth+1)
+	case 4:
+		b.WriteString(g.pick("", " # c") + "\n")
+		seqIndent := indent + 2
+		if !inSeq && g.next(2) == 0 {
+			seqIndent = indent // indentless
+		}
+		g.sequence(b, seqIndent, depth+1)
+	case 5:
+		b.WriteString("\n") // null
+	default:
+		b.WriteString(" " + g.scalar() + "\n")
+	}
+}
+
+func (g *blockGen) mapping(b *strings.Builder, indent, depth int) {
+	for i := range 1 + g.next(4) {
+		g.noise(b, indent)
+		b.WriteString(strings.Repeat(" ", indent) + fmt.Sprintf(g.pick("a%d", "b-c%d", "'d e%d'", `"f%d"`, "g.h/i%d", "ü%d"), i) + ":")
+		g.value(b, indent, depth, false)
+	}
+}
+
+func (g *blockGen) sequence(b *strings.Builder, indent, depth int) {
+	for range 1 + g.next(3) {
+		g.noise(b, indent)
+		b.WriteString(strings.Repeat(" ", indent) + "-")
+		switch g.next(4) {
+		case 0: // a compact mapping
+			gap := 1 + g.next(2)
+			b.WriteString(strings.Repeat(" ", gap))
+			var m strings.Builder
+			g.mapping(&m, indent+1+gap, depth+1)
+			b.WriteString(strings.TrimLeft(m.String(), " "))
+		default:
+			g.value(b, indent, depth, true)
+		}
+	}
+}
+
+func TestFastAndYAMLParsersFindTheSameImages(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast := mustLocator(t, testdataKinds...)
+	slow := mustLocator(t, testdataKinds...)
+	slow.slowOnly = true
+	streams := [][]byte{genStream(20)}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		streams = append(streams, b)
+	}
+	for _, stream := range streams {
+		for _, d := range Split(stream) {
+			pf, errf := fast.Parse(d)
+			ps, errs := slow.Parse(d)
+			if (errf == nil) != (errs == nil) {
+				t.Fatalf("document %q: errors %v and %v", d.Raw, errf, errs)
+			}
+			if errf != nil {
+				continue
+			}
+			if !slices.Equal(imageList(pf), imageList(ps)) || !slices.EqualFunc(pf.refs, ps.refs, func(a, b imageRef) bool { return a == b }) {
+				t.Errorf("document %q:\nfast %q %+v\nslow %q %+v", d.Raw, imageList(pf), pf.refs, imageList(ps), ps.refs)
+			}
+		}
+	}
 }

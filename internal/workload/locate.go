@@ -62,6 +62,8 @@ type Locator struct {
 	// needles: a document that contains none of them cannot hold an image
 	// field, so Parse skips the YAML parser for it. nil parses everything.
 	needles [][]byte
+	// slowOnly turns the fast parser off, for tests comparing the two.
+	slowOnly bool
 }
 
 type customKind struct {
@@ -252,8 +254,12 @@ func (l *Locator) Parse(doc Document) (p *Parsed, err error) {
 	if !l.mayHoldImages(doc.Raw) {
 		return p, nil
 	}
-	if kind, ok := sniffKind(doc.Raw); ok && !l.kindMayHoldImages(kind) {
-		return p, nil
+	// The sniffer only helps when the kind has no images: a Deployment,
+	// which must be parsed anyway, is not sniffed.
+	if !l.kindMayHoldImages(peekKind(doc.Raw)) {
+		if kind, ok := sniffKind(doc.Raw); ok && !l.kindMayHoldImages(kind) {
+			return p, nil
+		}
 	}
 	defer func() {
 		// The parser is third-party code fed with arbitrary input; a panic
@@ -262,8 +268,10 @@ func (l *Locator) Parse(doc Document) (p *Parsed, err error) {
 			p, err = nil, &SyntaxError{Document: doc.Index, Msg: fmt.Sprintf("YAML parser failed: %v", r)}
 		}
 	}()
-	if fast, ok := fastParse(doc.Raw); ok {
-		return l.locate(p, fast)
+	if !l.slowOnly {
+		if fast, ok := fastParse(doc.Raw); ok {
+			return l.locate(p, fast)
+		}
 	}
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(doc.Raw))

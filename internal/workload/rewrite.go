@@ -80,7 +80,14 @@ func (p *Parsed) Rewrite(newValues map[int]string) ([]byte, error) {
 		}
 	}
 
-	lines := newLineIndex(p.doc.Raw)
+	// Lines are found reading forward, so in the order of the document.
+	slices.SortFunc(changes, func(a, b change) int {
+		if a.ref.line != b.ref.line {
+			return a.ref.line - b.ref.line
+		}
+		return a.ref.column - b.ref.column
+	})
+	lines := newLineCursor(p.doc.Raw)
 	edits := make([]edit, 0, len(changes))
 	for _, c := range changes {
 		if err := p.checkAnchor(c.ref, c.first); err != nil {
@@ -144,9 +151,9 @@ var errLocate = errors.New("cannot find the scalar's text in the document")
 
 // edit computes the replacement of the scalar ref, whose value is old,
 // with value, in the scalar's style.
-func (p *Parsed) edit(lines lineIndex, ref imageRef, old, value string) (edit, error) {
+func (p *Parsed) edit(lines *lineCursor, ref imageRef, old, value string) (edit, error) {
 	raw := p.doc.Raw
-	start, ok := lines.offset(raw, ref.line, ref.column)
+	start, ok := lines.offset(ref.line, ref.column)
 	if !ok {
 		return edit{}, fmt.Errorf("%w (line %d, column %d)", errLocate, ref.line, ref.column)
 	}
@@ -471,39 +478,45 @@ func isFlowIndicator(c byte) bool {
 	return c == ',' || c == '?' || c == '[' || c == ']' || c == '{' || c == '}'
 }
 
-// lineIndex maps the parser's line/column positions to byte offsets.
-type lineIndex struct {
-	starts []int // byte offset of each line, 0-based
-	bom    bool  // the parser does not count a leading BOM in columns
+// lineCursor maps the parser's line/column positions to byte offsets,
+// reading the document forward only as far as needed.
+type lineCursor struct {
+	raw  []byte
+	line int // the line starting at off, 1-based
+	off  int
 }
 
-func newLineIndex(raw []byte) lineIndex {
-	li := lineIndex{starts: make([]int, 1, 64)}
-	li.bom = len(raw) >= 3 && raw[0] == 0xEF && raw[1] == 0xBB && raw[2] == 0xBF
-	for i := 0; i < len(raw); {
-		c := raw[i]
-		if c != '\n' && c != '\r' && c != 0xC2 && c != 0xE2 {
-			i++
-			continue
-		}
-		if w := breakWidth(raw, i); w > 0 {
-			i += w
-			li.starts = append(li.starts, i)
-		} else {
-			i++
-		}
-	}
-	return li
+func newLineCursor(raw []byte) *lineCursor {
+	return &lineCursor{raw: raw, line: 1}
 }
 
 // offset converts a 1-based line and a 1-based column counted in characters
-// to a byte offset.
-func (li lineIndex) offset(raw []byte, line, col int) (int, bool) {
-	if line < 1 || line > len(li.starts) || col < 1 {
+// to a byte offset. Lines must not decrease from one call to the next.
+func (c *lineCursor) offset(line, col int) (int, bool) {
+	raw := c.raw
+	if line < c.line || col < 1 {
 		return 0, false
 	}
-	i := li.starts[line-1]
-	if line == 1 && li.bom {
+	for c.line < line {
+		i, found := c.off, false
+		for i < len(raw) && !found {
+			if b := raw[i]; b == '\n' || b == '\r' || b == 0xC2 || b == 0xE2 {
+				if w := breakWidth(raw, i); w > 0 {
+					i += w
+					found = true
+					continue
+				}
+			}
+			i++
+		}
+		if !found {
+			return 0, false // no such line
+		}
+		c.line, c.off = c.line+1, i
+	}
+	i := c.off
+	// The parser does not count a leading byte order mark in columns.
+	if line == 1 && len(raw) >= 3 && raw[0] == 0xEF && raw[1] == 0xBB && raw[2] == 0xBF {
 		i += 3
 	}
 	for k := 1; k < col; k++ {
@@ -517,5 +530,5 @@ func (li lineIndex) offset(raw []byte, line, col int) (int, bool) {
 			i += w
 		}
 	}
-	return i, i <= len(raw)
+	return i, true
 }

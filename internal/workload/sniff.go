@@ -395,3 +395,26 @@ func decodeToken(text []byte, kind tokKind) (string, bool) {
 	}
 	return "", false
 }
+
+// peekKind returns the value of the first "kind:" line at column 0, as a
+// guess that is cheap and may be wrong: it only decides whether sniffing is
+// worth it.
+func peekKind(raw []byte) string {
+	i := 0
+	if !bytes.HasPrefix(raw, []byte("kind:")) {
+		i = bytes.Index(raw, []byte("\nkind:"))
+		if i < 0 {
+			return ""
+		}
+		i++
+	}
+	v := raw[i+len("kind:"):]
+	if end := bytes.IndexByte(v, '\n'); end >= 0 {
+		v = v[:end]
+	}
+	if c := bytes.Index(v, []byte(" #")); c >= 0 {
+		v = v[:c]
+	}
+	v = bytes.Trim(v, " \r\"'")
+	return string(v)
+}
