@@ -32,11 +32,7 @@ image, normalized, action, target, rule and reasons.`,
 			if output != "text" && output != "json" {
 				return trouble(fmt.Errorf("--output %q: want text or json", output))
 			}
-			e, err := flags.engine()
-			if err != nil {
-				return err
-			}
-			nsLabels, err := flags.labels()
+			e, nsLabels, err := flags.load()
 			if err != nil {
 				return err
 			}

@@ -38,9 +38,17 @@ func (f *engineFlags) engine() (*engine.Engine, error) {
 	return e, nil
 }
 
-// labels parses the --namespace-label flags.
-func (f *engineFlags) labels() (map[string]string, error) {
-	return parseLabels("--namespace-label", f.namespaceLabels)
+// load compiles the configuration and parses the --namespace-label flags.
+func (f *engineFlags) load() (*engine.Engine, map[string]string, error) {
+	e, err := f.engine()
+	if err != nil {
+		return nil, nil, err
+	}
+	nsLabels, err := parseLabels("--namespace-label", f.namespaceLabels)
+	if err != nil {
+		return nil, nil, err
+	}
+	return e, nsLabels, nil
 }
 
 func parseLabels(flag string, pairs []string) (map[string]string, error) {

@@ -55,11 +55,7 @@ or input.`,
   helm template ./chart | image-swapper mirror --config config.yaml --from-manifests -
   image-swapper mirror --config config.yaml -f images.txt --dry-run`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := flags.engine()
-			if err != nil {
-				return err
-			}
-			nsLabels, err := flags.labels()
+			e, nsLabels, err := flags.load()
 			if err != nil {
 				return err
 			}
@@ -164,11 +160,7 @@ func collectCopyJobs(stdin io.Reader, e *engine.Engine, namespace string, nsLabe
 			continue
 		}
 		seen[d.Target] = true
-		src, err := reference.Parse(d.Image)
-		if err != nil {
-			return nil, nil, err
-		}
-		dst, err := reference.Parse(d.Target)
+		src, dst, err := d.References()
 		if err != nil {
 			return nil, nil, err
 		}

@@ -47,11 +47,7 @@ Exit status: 0 written, 1 an image is denied, 2 bad flags, config or input.`,
   helm template my-release ./chart | image-swapper rewrite --config config.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			e, err := flags.engine()
-			if err != nil {
-				return err
-			}
-			nsLabels, err := flags.labels()
+			e, nsLabels, err := flags.load()
 			if err != nil {
 				return err
 			}

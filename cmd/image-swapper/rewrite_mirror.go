@@ -163,11 +163,7 @@ func distinctImages(res manifest.Result) ([]swapItem, []reference.Reference, err
 		seen[d.Image+"\x00"+d.Target] = true
 		switch d.Action {
 		case config.ActionSwap:
-			src, err := reference.Parse(d.Image)
-			if err != nil {
-				return nil, nil, err
-			}
-			dst, err := reference.Parse(d.Target)
+			src, dst, err := d.References()
 			if err != nil {
 				return nil, nil, err
 			}

@@ -33,13 +33,9 @@ func (e *Engine) Admit(ctx context.Context, s Subject, m Mirror) Decision {
 	if d.Action != config.ActionSwap || m == nil {
 		return d
 	}
-	src, err := reference.Parse(s.Image)
+	src, dst, err := d.References()
 	if err != nil {
-		return d // Decide swapped it, so it parses; kept for safety.
-	}
-	dst, err := reference.Parse(d.Target)
-	if err != nil {
-		return d
+		return d // Decide swapped it, so both parse; kept for safety.
 	}
 	digest, ok, err := e.mirrorState(ctx, src, dst, m)
 	if !ok {

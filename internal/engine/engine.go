@@ -271,6 +271,15 @@ func (d *Decision) violate(rule, msg string, mode config.Mode) {
 	}
 }
 
+// References parses the image and the target of a decision.
+func (d Decision) References() (image, target reference.Reference, err error) {
+	if image, err = reference.Parse(d.Image); err != nil {
+		return image, target, err
+	}
+	target, err = reference.Parse(d.Target)
+	return image, target, err
+}
+
 // Denied reports whether the decision refuses the image.
 func (d Decision) Denied() bool { return d.Action == config.ActionDeny }
 
