@@ -165,7 +165,7 @@ func (rw *Rewriter) rewriteDocument(doc workload.Document) ([]byte, []Finding, e
 	}
 	out, err := parsed.Rewrite(changes)
 	if err != nil {
-		return nil, nil, fmt.Errorf("document %d: %w", doc.Index, err)
+		return nil, nil, err // workload's errors name the document
 	}
 	return out, findings, nil
 }

@@ -203,8 +203,9 @@ type match struct {
 	path   string
 }
 
-// eval calls emit for every node that jp selects under n, in document order.
-// prefix is the concrete path of n ("" or ending in '.'-less form).
+// eval calls emit for every node that jp selects under n, in document
+// order. prefix is the concrete path of n: "" for a document's object,
+// "items[2]" for a List item.
 func (jp jsonPath) eval(n *yaml.Node, prefix string, b *budget, emit func(match) error) error {
 	return evalSteps(n, nil, nil, jp.steps, prefix, b, emit)
 }

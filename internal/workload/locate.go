@@ -214,6 +214,7 @@ type SyntaxError struct {
 	Msg  string
 }
 
+// Error says where: "document 3: line 57: did not find expected key".
 func (e *SyntaxError) Error() string {
 	if e.Line > 0 {
 		return fmt.Sprintf("document %d: line %d: %s", e.Document, e.Line, e.Msg)
