@@ -39,11 +39,12 @@ func (e *Engine) Admit(ctx context.Context, s Subject, m Mirror) Decision {
 	}
 	digest, ok, err := e.mirrorState(ctx, src, dst, m)
 	if !ok {
-		why := "the mirror does not have it yet; its copy is queued"
+		why := fmt.Sprintf("not swapped: %s is not in the mirror yet; its copy is queued", d.Target)
 		if err != nil {
-			why = fmt.Sprintf("the mirror could not be checked (%v)", err)
+			// The mirror's error names the target.
+			why = fmt.Sprintf("not swapped: the mirror could not be checked: %v", err)
 		}
-		return e.fallback(s, d, why)
+		return e.fallback(s, why)
 	}
 	if e.cfg.Mirroring.PinDigest && digest != "" {
 		dst.Digest = digest
@@ -86,9 +87,9 @@ func (e *Engine) mirrorState(ctx context.Context, src, dst reference.Reference, 
 
 // fallback keeps the original image and decides again without the swap,
 // so that the lists judge what will actually run.
-func (e *Engine) fallback(s Subject, swapped Decision, why string) Decision {
+func (e *Engine) fallback(s Subject, why string) Decision {
 	d := e.decide(s, false)
-	d.Reasons = append(d.Reasons, fmt.Sprintf("not swapped to %s: %s", swapped.Target, why))
+	d.Reasons = append(d.Reasons, why)
 	d.Fallback = true
 	return d
 }

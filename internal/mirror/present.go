@@ -2,7 +2,6 @@ package mirror
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
@@ -21,7 +20,7 @@ func (s *Service) Present(ctx context.Context, dst reference.Reference) (digest 
 	since := s.cache.generation()
 	desc, found, err := s.reg.Exists(ctx, dst)
 	if err != nil {
-		return "", false, fmt.Errorf("checking whether %s is in the mirror: %w", dst, err)
+		return "", false, err // the registry's error names dst
 	}
 	if !found {
 		desc.Digest = ""

@@ -172,9 +172,9 @@ func TestMirrorAtAdmission(t *testing.T) {
 		{"a mirrored image is swapped", &fakeMirror{present: map[string]bool{target: true}}, false, true,
 			"container app: nginx:1.27 -> " + target, 0, nil, true},
 		{"an image the mirror lacks is kept and its copy queued", &fakeMirror{present: map[string]bool{}}, false, false,
-			"container app: kept nginx:1.27: not swapped to " + target + ": the mirror does not have it yet; its copy is queued", 1, []string{target}, true},
+			"container app: kept nginx:1.27: not swapped: " + target + " is not in the mirror yet; its copy is queued", 1, []string{target}, true},
 		{"an unreachable mirror keeps the original", &fakeMirror{down: true}, false, false,
-			"container app: kept nginx:1.27: not swapped to " + target + ": the mirror could not be checked (dial tcp", 1, []string{target}, true},
+			"container app: kept nginx:1.27: not swapped: the mirror could not be checked: dial tcp", 1, []string{target}, true},
 		{"a dry run does not touch the mirror", &fakeMirror{present: map[string]bool{}}, true, false,
 			"dry run: container app: nginx:1.27 would be swapped to " + target, 0, nil, false},
 	}
