@@ -89,7 +89,7 @@ Exit status: 0 written, 1 an image is denied, 2 bad flags, config or input.`,
 				return &exitError{code: exitDenied, err: fmt.Errorf("%s", b.String())}
 			}
 			if reg.needed() {
-				if res, err = applyRegistries(cmd, e, rw, res, in, reg, manifest.Options{Namespace: flags.namespace, NamespaceLabels: nsLabels}); err != nil {
+				if res, err = applyRegistries(cmd, e, res, in, reg, manifest.Options{Namespace: flags.namespace, NamespaceLabels: nsLabels}); err != nil {
 					return err
 				}
 			}
@@ -132,7 +132,7 @@ func inputName(file string) string {
 
 // applyRegistries runs the registry pass of rewrite and, when targets
 // change (pinned digests, mappings), rewrites again with them.
-func applyRegistries(cmd *cobra.Command, e *engine.Engine, rw *manifest.Rewriter, res manifest.Result, in []byte, reg registryFlags, opts manifest.Options) (manifest.Result, error) {
+func applyRegistries(cmd *cobra.Command, e *engine.Engine, res manifest.Result, in []byte, reg registryFlags, opts manifest.Options) (manifest.Result, error) {
 	var prior *manifest.Lock
 	if reg.mappings != "" {
 		var err error
@@ -157,7 +157,8 @@ func applyRegistries(cmd *cobra.Command, e *engine.Engine, rw *manifest.Rewriter
 	}
 	if len(out.retarget) > 0 {
 		opts.Retarget = out.retarget
-		if rw, err = manifest.NewRewriter(e, opts); err != nil {
+		rw, err := manifest.NewRewriter(e, opts)
+		if err != nil {
 			return res, trouble(err)
 		}
 		if res, err = rw.Rewrite(in); err != nil {
