@@ -5,8 +5,10 @@
 //	loadgen -url https://127.0.0.1:8443/mutate -ca ca.crt -rate 1000 -duration 60s -pid 1234
 //
 // The load is open-loop: request i is due at start + i/rate whatever
-// happened to the others, and its latency counts from when it was due, so
-// a stalled server shows as latency rather than as a lower rate.
+// happened to the others. Two latencies are reported: from when the
+// request was sent (what kube-apiserver would measure), and from when it
+// was due, which also counts the generator's own lateness, so that a
+// stalled server shows as latency rather than as a lower rate.
 package main
 
 import (
@@ -101,7 +103,8 @@ func run(o options, out io.Writer) error {
 	load0 := readLoadavg()
 	cpu0, _ := processCPU(o.pid)
 	total := int(o.duration.Seconds() * float64(o.rate))
-	latencies := make([]time.Duration, total)
+	latencies := make([]time.Duration, total) // from sending
+	fromDue := make([]time.Duration, total)
 	var (
 		errs     atomic.Int64
 		firstErr atomic.Value
@@ -119,34 +122,32 @@ func run(o options, out io.Writer) error {
 			inFlight.Add(-1)
 			errs.Add(1)
 			firstErr.CompareAndSwap(nil, fmt.Errorf("more than %d requests in flight", maxInFlight))
-			latencies[i] = -1
+			latencies[i], fromDue[i] = -1, -1
 			continue
 		}
 		wg.Go(func() {
 			defer inFlight.Add(-1)
+			sent := time.Now()
 			if _, err := send(client, o.url, body, uid); err != nil {
 				errs.Add(1)
 				firstErr.CompareAndSwap(nil, err)
-				latencies[i] = -1
+				latencies[i], fromDue[i] = -1, -1
 				return
 			}
-			latencies[i] = time.Since(due)
+			end := time.Now()
+			latencies[i], fromDue[i] = end.Sub(sent), end.Sub(due)
 		})
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
 	load1 := readLoadavg()
 
-	ok := slices.DeleteFunc(latencies, func(d time.Duration) bool { return d < 0 })
-	slices.Sort(ok)
 	fmt.Fprintf(out, "requests   %d in %s (%.0f/s), errors %d\n", total, elapsed.Round(time.Millisecond), float64(total)/elapsed.Seconds(), errs.Load())
 	if e := firstErr.Load(); e != nil {
 		fmt.Fprintf(out, "first error %v\n", e)
 	}
-	if len(ok) > 0 {
-		fmt.Fprintf(out, "latency    p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n",
-			pct(ok, 50), pct(ok, 90), pct(ok, 99), pct(ok, 99.9), ok[len(ok)-1].Round(time.Microsecond))
-	}
+	printLatency(out, "latency   ", latencies)
+	printLatency(out, "from due  ", fromDue)
 	fmt.Fprintf(out, "loadavg    before %s, after %s\n", load0, load1)
 	if o.pid > 0 {
 		rss, hwm, err := processMemory(o.pid)
@@ -250,6 +251,17 @@ func requestUID(body []byte) (string, error) {
 		return "", errors.New("the body's uid is not terminated")
 	}
 	return string(rest[:j]), nil
+}
+
+// printLatency prints the percentiles of the successful requests.
+func printLatency(out io.Writer, label string, ds []time.Duration) {
+	ok := slices.DeleteFunc(ds, func(d time.Duration) bool { return d < 0 })
+	if len(ok) == 0 {
+		return
+	}
+	slices.Sort(ok)
+	fmt.Fprintf(out, "%s p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n", label,
+		pct(ok, 50), pct(ok, 90), pct(ok, 99), pct(ok, 99.9), ok[len(ok)-1].Round(time.Microsecond))
 }
 
 func pct(sorted []time.Duration, p float64) time.Duration {

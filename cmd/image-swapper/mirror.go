@@ -63,7 +63,8 @@ or input.`,
 			if err != nil {
 				return trouble(err)
 			}
-			out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
+			// The progress view and the mirror's log both write to stderr.
+			out, errOut := cmd.OutOrStdout(), &lockedWriter{w: cmd.ErrOrStderr()}
 			for _, s := range skipped {
 				fmt.Fprintf(errOut, "skipped %s\n", s)
 			}
@@ -84,7 +85,7 @@ or input.`,
 				return trouble(fmt.Errorf("%s: %w", flags.configPath, err))
 			}
 			defer m.Close()
-			results := runCopies(ctx, m, jobs, newProgressView(errOut))
+			results := runCopies(ctx, m, jobs, newProgressView(errOut, isTerminal(cmd.ErrOrStderr())))
 			printSummary(out, results)
 			if failed := failures(results); len(failed) > 0 {
 				var b strings.Builder
@@ -278,4 +279,16 @@ func humanBytes(n int64) string {
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// lockedWriter serialises writes from several goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

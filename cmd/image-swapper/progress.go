@@ -20,8 +20,8 @@ type progressView interface {
 
 // newProgressView draws bars on a terminal and prints plain lines
 // otherwise (CI logs, pipes).
-func newProgressView(w io.Writer) progressView {
-	if isTerminal(w) {
+func newProgressView(w io.Writer, terminal bool) progressView {
+	if terminal {
 		return &barView{w: w, done: make(chan struct{})}
 	}
 	return &lineView{w: w}

@@ -20,6 +20,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/image-swapper/image-swapper/internal/config"
+	"github.com/image-swapper/image-swapper/internal/selfsigned"
 	"github.com/image-swapper/image-swapper/internal/webhook"
 )
 
@@ -37,6 +38,16 @@ type serveFlags struct {
 	budget          time.Duration
 	shutdownDelay   time.Duration
 	shutdownTimeout time.Duration
+	selfSigned      selfSignedFlags
+}
+
+// selfSignedFlags are the flags of --self-signed.
+type selfSignedFlags struct {
+	enabled       bool
+	secret        string
+	service       string
+	webhookConfig string
+	dns           []string
 }
 
 func newServeCommand() *cobra.Command {
@@ -52,7 +63,12 @@ The configuration file and the certificate files are reloaded when they
 change; an invalid new configuration is logged and the last good one stays.
 Namespace labels come from an informer over the Kubernetes API (in-cluster,
 or --kubeconfig). SIGTERM or SIGINT stops the server after in-flight
-requests finish.`,
+requests finish.
+
+With --self-signed instead of --tls-cert and --tls-key, the server makes its
+own CA and serving certificate, keeps them in a Secret its replicas share,
+keeps the caBundle of its webhook configurations current and rotates both
+before they expire (RBAC: docs/operations.md).`,
 		Example: `  image-swapper serve --config /etc/image-swapper/config.yaml \
     --tls-cert /etc/image-swapper/tls/tls.crt --tls-key /etc/image-swapper/tls/tls.key`,
 		Args: cobra.NoArgs,
@@ -75,6 +91,13 @@ requests finish.`,
 	fl.DurationVar(&f.budget, "admission-budget", webhook.DefaultBudget, "longest an admission may take, mirror waits included; keep it below the webhook's timeoutSeconds")
 	fl.DurationVar(&f.shutdownDelay, "shutdown-delay", 5*time.Second, "how long to keep serving, unready, after SIGTERM, so that endpoints drop the server first")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", webhook.DefaultShutdownTimeout, "how long in-flight requests may take to finish at shutdown")
+	// --- self-signed certificate (internal/selfsigned) ---
+	fl.BoolVar(&f.selfSigned.enabled, "self-signed", false, "make and rotate a CA and serving certificate, kept in a Secret, and keep the webhook configurations' caBundle current (instead of --tls-cert and --tls-key)")
+	fl.StringVar(&f.selfSigned.secret, "self-signed-secret", selfsigned.DefaultSecretName, "with --self-signed: the kubernetes.io/tls Secret in --namespace that holds the CA and certificate")
+	fl.StringVar(&f.selfSigned.service, "service", selfsigned.DefaultService, "with --self-signed: the webhook's Service in --namespace; the certificate is for SERVICE.NAMESPACE.svc")
+	fl.StringVar(&f.selfSigned.webhookConfig, "webhook-config", selfsigned.DefaultWebhookConfig, "with --self-signed: the Mutating- and ValidatingWebhookConfiguration whose caBundle is kept current")
+	fl.StringSliceVar(&f.selfSigned.dns, "self-signed-dns", nil, "with --self-signed: another DNS name or IP address for the certificate (repeatable)")
+	// --- end self-signed ---
 	_ = cmd.MarkFlagRequired("config")
 	return cmd
 }
@@ -84,16 +107,18 @@ func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
 	if err != nil {
 		return trouble(err)
 	}
-	if f.tlsCert == "" || f.tlsKey == "" {
-		return trouble(errors.New("--tls-cert and --tls-key are required: the API server calls webhooks over HTTPS"))
+	if err := f.checkCertificateFlags(); err != nil {
+		return trouble(err)
 	}
 	if f.budget <= 0 {
 		return trouble(fmt.Errorf("--admission-budget %s: want a positive duration", f.budget))
 	}
 	metrics := webhook.NewMetrics()
-	certs, err := webhook.NewFileCertificate(f.tlsCert, f.tlsKey, webhook.FileCertificateOptions{Logger: log, Metrics: metrics})
-	if err != nil {
-		return trouble(err)
+	var certs webhook.CertificateSource
+	if !f.selfSigned.enabled {
+		if certs, err = webhook.NewFileCertificate(f.tlsCert, f.tlsKey, webhook.FileCertificateOptions{Logger: log, Metrics: metrics}); err != nil {
+			return trouble(err)
+		}
 	}
 	var namespaces webhook.NamespaceSource
 	if !f.noKubeAPI {
@@ -104,6 +129,11 @@ func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
 		// client-go logs through klog; send it to the same place.
 		klog.SetSlogLogger(log)
 		namespaces = webhook.NewNamespaceInformer(client, log, metrics)
+		if f.selfSigned.enabled {
+			if certs, err = f.selfSignedSource(ctx, client, log, metrics); err != nil {
+				return trouble(err)
+			}
+		}
 	} else {
 		log.Warn("running without the Kubernetes API: namespace selectors see only namespace names")
 	}
@@ -142,6 +172,49 @@ func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
 	}
 	return nil
 }
+
+// --- self-signed certificate (internal/selfsigned) ---
+
+// checkCertificateFlags accepts either --tls-cert with --tls-key, or
+// --self-signed with what it needs.
+func (f *serveFlags) checkCertificateFlags() error {
+	if !f.selfSigned.enabled {
+		if f.tlsCert == "" || f.tlsKey == "" {
+			return errors.New("--tls-cert and --tls-key are required (or --self-signed): the API server calls webhooks over HTTPS")
+		}
+		return nil
+	}
+	switch {
+	case f.tlsCert != "" || f.tlsKey != "":
+		return errors.New("--self-signed makes its own certificate: drop --tls-cert and --tls-key, or drop --self-signed to serve those files")
+	case f.noKubeAPI:
+		return errors.New("--self-signed keeps its certificate in a Secret and needs the Kubernetes API: drop --no-kube-api")
+	case f.namespace == "":
+		return errors.New("--self-signed needs --namespace (default $POD_NAMESPACE): the Secret and the Service are in it")
+	}
+	return nil
+}
+
+// selfSignedSource reads or creates the Secret and publishes the caBundle
+// before the server starts, so that it has a certificate to serve.
+func (f *serveFlags) selfSignedSource(ctx context.Context, client kubernetes.Interface, log *slog.Logger, metrics *webhook.Metrics) (webhook.CertificateSource, error) {
+	src, err := selfsigned.New(ctx, client, selfsigned.Options{
+		Namespace:     f.namespace,
+		SecretName:    f.selfSigned.secret,
+		Service:       f.selfSigned.service,
+		WebhookConfig: f.selfSigned.webhookConfig,
+		ExtraNames:    f.selfSigned.dns,
+		Logger:        log,
+		Registerer:    metrics.Registry(),
+	})
+	if err != nil {
+		// Not src: a nil *Source in the interface would not be nil.
+		return nil, err
+	}
+	return src, nil
+}
+
+// --- end self-signed ---
 
 // kubeClient connects with --kubeconfig, or in-cluster.
 func (f *serveFlags) kubeClient() (kubernetes.Interface, error) {

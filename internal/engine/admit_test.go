@@ -127,3 +127,19 @@ func TestAdmitAlwaysSwapsAndQueues(t *testing.T) {
 		t.Fatalf("action %s target %q queued %q; want swap and one queued copy", d.Action, d.Target, m.queued)
 	}
 }
+
+func TestGateJudgesTheImageAsWritten(t *testing.T) {
+	e := newTestEngine(t, admitConfig(config.SwapAlways, false))
+	s := Subject{Image: "bitnami/redis:7"}
+	if d := e.Decide(s); d.Action != config.ActionSwap {
+		t.Fatalf("Decide: action %s, want swap", d.Action)
+	}
+	// Unswapped, docker.io/bitnami is not in the allowList.
+	if d := e.Gate(s); d.Action != config.ActionDeny || d.Rule != "policies.allowList" {
+		t.Fatalf("Gate: action %s by %q, want deny by policies.allowList", d.Action, d.Rule)
+	}
+	// What the mutating webhook produced passes.
+	if d := e.Gate(Subject{Image: "registry.example.com/docker.io/bitnami/redis:7"}); d.Action != config.ActionKeep {
+		t.Fatalf("Gate of the swapped image: action %s, want keep", d.Action)
+	}
+}

@@ -134,6 +134,12 @@ func (e *Engine) Config() *config.Config { return e.cfg }
 // Decide decides on one image, as if every swap target were mirrored.
 func (e *Engine) Decide(s Subject) Decision { return e.decide(s, true) }
 
+// Gate judges an image as it will run, without swapping it: the verdict
+// of deny rules and the allow and deny lists on the image as written. The
+// validating webhook uses it, since what reaches it has already been
+// swapped or deliberately kept.
+func (e *Engine) Gate(s Subject) Decision { return e.decide(s, false) }
+
 // decide decides on one image; with maySwap false, a swap rule keeps the
 // image instead.
 func (e *Engine) decide(s Subject, maySwap bool) Decision {

@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/image-swapper/image-swapper/internal/config"
 	"github.com/image-swapper/image-swapper/internal/engine"
-	"github.com/image-swapper/image-swapper/internal/reference"
 	"github.com/image-swapper/image-swapper/internal/rules"
 )
 
@@ -59,19 +57,22 @@ type swap struct {
 // prepare reads a Pod request. It returns nil, and says why in out, for a
 // request that is not a Pod CREATE or UPDATE: such a request is allowed
 // unchanged.
-func (s *Server) prepare(ctx context.Context, req *admissionv1.AdmissionRequest, out *outcome) (*admission, *requestError) {
+func (s *Server) prepare(ctx context.Context, req *podRequest, out *outcome) (*admission, *requestError) {
 	out.operation = string(req.Operation)
 	out.dryRun = req.DryRun != nil && *req.DryRun
 	out.namespace = req.Namespace
 	out.pod = req.Name
-	if label, why, ok := skipReason(req); !ok {
+	if label, why, ok := skipReason(&req.AdmissionRequest); !ok {
 		out.skipped = why
 		s.metrics.admissionsSkipped.WithLabelValues(label).Inc()
 		return nil, nil
 	}
-	pod, old, rerr := decodePods(req)
-	if rerr != nil {
-		return nil, rerr
+	pod, old := req.Object, req.OldObject
+	if pod == nil {
+		return nil, badRequest("request.object is missing")
+	}
+	if req.Operation != admissionv1.Update {
+		old = nil
 	}
 	if out.namespace == "" {
 		// Some callers (and older recorded requests) leave request.namespace
@@ -111,9 +112,9 @@ func (s *Server) prepare(ctx context.Context, req *admissionv1.AdmissionRequest,
 	return a, nil
 }
 
-// decide asks the engine about every image, in parallel when a mirror may
-// make a decision wait (swap: wait, or a registry round trip), so that the
-// whole Pod fits in the budget of ctx.
+// decide asks the engine about every image. When a mirror may make a
+// decision wait (swap: wait, or a registry round trip), the images are
+// decided at once, so that the whole Pod fits in the budget of ctx.
 func (a *admission) decide(ctx context.Context, m engine.Mirror) []engine.Decision {
 	out := make([]engine.Decision, len(a.images))
 	if m == nil || len(a.images) < 2 {
@@ -134,7 +135,7 @@ func (a *admission) decide(ctx context.Context, m engine.Mirror) []engine.Decisi
 
 // mutate swaps images. It never denies: /validate is the gate. A dry run
 // decides without the mirror (nothing is queued) and returns no patch.
-func (s *Server) mutate(ctx context.Context, req *admissionv1.AdmissionRequest, out *outcome) (*admissionv1.AdmissionResponse, *requestError) {
+func (s *Server) mutate(ctx context.Context, req *podRequest, out *outcome) (*admissionv1.AdmissionResponse, *requestError) {
 	resp := &admissionv1.AdmissionResponse{Allowed: true}
 	a, rerr := s.prepare(ctx, req, out)
 	if rerr != nil || a == nil {
@@ -183,22 +184,22 @@ func (s *Server) mutate(ctx context.Context, req *admissionv1.AdmissionRequest, 
 // validate applies the allow and deny lists and deny rules to the images
 // as they will run: enforce violations deny the Pod, warn violations
 // become warnings, audit violations are logged and counted.
-func (s *Server) validate(ctx context.Context, req *admissionv1.AdmissionRequest, out *outcome) (*admissionv1.AdmissionResponse, *requestError) {
+func (s *Server) validate(ctx context.Context, req *podRequest, out *outcome) (*admissionv1.AdmissionResponse, *requestError) {
 	resp := &admissionv1.AdmissionResponse{Allowed: true}
 	a, rerr := s.prepare(ctx, req, out)
 	if rerr != nil || a == nil {
 		return resp, rerr
 	}
-	// Images are judged as they will run. A dry run gets no patch from
-	// /mutate, so it is judged as if the swaps the rules plan were made:
-	// its verdict is the one the real request would get.
-	var m engine.Mirror = asWritten{}
-	if a.dryRun {
-		m = nil
-	}
 	allowList := a.engine.Config().Policies.AllowList
-	for i, d := range a.decide(ctx, m) {
-		im := a.images[i]
+	for _, im := range a.images {
+		// Images are judged as they will run. A dry run gets no patch from
+		// /mutate, so it is judged as if the swaps the rules plan were
+		// made: its verdict is the one the real request would get.
+		subject := engine.Subject{Image: im.image, Context: a.ctx}
+		d := a.engine.Gate(subject)
+		if a.dryRun {
+			d = a.engine.Decide(subject)
+		}
 		s.metrics.decisions.WithLabelValues("validate", string(d.Action)).Inc()
 		for _, v := range d.Violations {
 			s.metrics.denials.WithLabelValues(string(v.Mode)).Inc()
@@ -227,27 +228,6 @@ func (s *Server) validate(ctx context.Context, req *admissionv1.AdmissionRequest
 		}
 	}
 	return resp, nil
-}
-
-// asWritten is the mirror /validate decides with. It has nothing, so the
-// engine keeps every image it would swap and judges it as written: an
-// image reaches validation unswapped only when it will run unswapped
-// (a fallback, a dry run, a Pod the mutating webhook did not see), and the
-// allow and deny lists must judge what runs.
-//
-// Under swap: always the engine swaps without asking the mirror, so such
-// an image is judged as its target would be; an engine entry point that
-// decides without swapping would close that gap.
-type asWritten struct{}
-
-var errNotSwapped = errors.New("validation judges images as they will run")
-
-func (asWritten) Present(context.Context, reference.Reference) (string, bool, error) {
-	return "", false, nil
-}
-func (asWritten) Enqueue(_, _ reference.Reference) {}
-func (asWritten) Ensure(context.Context, reference.Reference, reference.Reference) (string, error) {
-	return "", errNotSwapped
 }
 
 // lastReason is the reason that settled a decision.

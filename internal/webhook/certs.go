@@ -26,8 +26,8 @@ type CertificateSource interface {
 
 // FileCertificate serves a certificate and key read from PEM files, and
 // reloads them when either file changes. A pair that does not load (half
-// written, mismatched, expired files are still loaded) keeps the previous
-// one in use, so a rotation never fails a handshake.
+// written, or a key that does not match) leaves the previous one in use,
+// so a rotation never fails a handshake.
 type FileCertificate struct {
 	certFile, keyFile string
 	opts              FileCertificateOptions

@@ -35,6 +35,7 @@ func TestGolden(t *testing.T) {
 		{"an update that changes no image gets no patch", "config.yaml", "/mutate", "requests/update-unchanged.json"},
 		{"an update that changes one image swaps only it and keeps recorded originals", "config.yaml", "/mutate", "requests/update-changed.json"},
 		{"a Deployment is allowed unchanged", "config.yaml", "/mutate", "requests/deployment.json"},
+		{"a ReplicaSet's five-container Pod swaps its docker hub images", "config.yaml", "/mutate", "requests/pod-5-containers.json"},
 		{"a v1beta1 review is answered in v1beta1", "config.yaml", "/mutate", "requests/v1beta1.json"},
 		{"every image field is swapped and unknown fields are untouched", "config.yaml", "/mutate", "requests/every-image-field.json"},
 		{"mutation swaps what policy allows and leaves denied images alone", "config.yaml", "/mutate", "requests/policy.json"},

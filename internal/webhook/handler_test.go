@@ -35,8 +35,8 @@ func TestBadInput(t *testing.T) {
 		{"an unknown review version is a bad request", http.MethodPost, "application/json", bytes.Replace(simple, []byte(`"admission.k8s.io/v1"`), []byte(`"admission.k8s.io/v2"`), 1), http.StatusBadRequest, `apiVersion "admission.k8s.io/v2"`},
 		{"another kind of document is a bad request", http.MethodPost, "application/json", bytes.Replace(simple, []byte(`"kind": "AdmissionReview"`), []byte(`"kind": "ConfigMap"`), 1), http.StatusBadRequest, `kind "ConfigMap"`},
 		{"a Pod request without object is a bad request", http.MethodPost, "application/json", []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"1","kind":{"kind":"Pod","version":"v1"},"operation":"CREATE"}}`), http.StatusBadRequest, "request.object is missing"},
-		{"an object that is not a Pod is a bad request", http.MethodPost, "application/json", []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"1","kind":{"kind":"Pod","version":"v1"},"operation":"CREATE","object":{"spec":{"containers":"nginx"}}}}`), http.StatusBadRequest, "request.object is not a Pod"},
-		{"an oldObject that is not a Pod is a bad request", http.MethodPost, "application/json", []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"1","kind":{"kind":"Pod","version":"v1"},"operation":"UPDATE","object":{"spec":{}},"oldObject":{"metadata":7}}}`), http.StatusBadRequest, "request.oldObject is not a Pod"},
+		{"an object that is not a Pod is a bad request", http.MethodPost, "application/json", []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"1","kind":{"kind":"Pod","version":"v1"},"operation":"CREATE","object":{"spec":{"containers":"nginx"}}}}`), http.StatusBadRequest, "is not a Pod: json: cannot unmarshal string into Go struct field PodSpec.request.object.spec.containers"},
+		{"an oldObject that is not a Pod is a bad request", http.MethodPost, "application/json", []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"1","kind":{"kind":"Pod","version":"v1"},"operation":"UPDATE","object":{"spec":{}},"oldObject":{"metadata":7}}}`), http.StatusBadRequest, "Pod.request.oldObject.metadata"},
 	}
 	s := newTestServer(t, "config.yaml")
 	for _, c := range cases {
@@ -149,5 +149,36 @@ func TestOperationsEndpoints(t *testing.T) {
 		if !strings.Contains(rec.Body.String(), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+}
+
+// TestNamespacesLeftAlone checks that kube-system and the server's own
+// namespace are left alone unless the configuration includes them.
+func TestNamespacesLeftAlone(t *testing.T) {
+	dir := t.TempDir()
+	including := filepath.Join(dir, "config.yaml")
+	writeFile(t, including, append(readFile(t, filepath.Join("testdata", "config.yaml")),
+		"namespaces:\n  include: [kube-system, image-swapper]\n"...))
+	request := string(readFile(t, filepath.Join("testdata", "requests", "v1beta1.json")))
+	cases := []struct {
+		name      string
+		config    string
+		namespace string
+		swapped   bool
+	}{
+		{"kube-system is left alone", filepath.Join("testdata", "config.yaml"), "kube-system", false},
+		{"the server's own namespace is left alone", filepath.Join("testdata", "config.yaml"), "image-swapper", false},
+		{"kube-system is swapped when included", including, "kube-system", true},
+		{"the server's own namespace is swapped when included", including, "image-swapper", true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := newTestServer(t, "", func(o *Options) { o.ConfigPath = c.config })
+			body := strings.ReplaceAll(request, `"namespace": "default"`, `"namespace": "`+c.namespace+`"`)
+			resp := review(t, s.Handler(), "/mutate", []byte(body))
+			if (resp.Patch != nil) != c.swapped {
+				t.Errorf("patch %s; want a swap: %v", resp.Patch, c.swapped)
+			}
+		})
 	}
 }

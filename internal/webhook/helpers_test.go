@@ -30,12 +30,14 @@ import (
 	"github.com/image-swapper/image-swapper/internal/reference"
 )
 
-// testNamespaces are the namespaces the tests' cluster has. kube-system is
-// labelled like default, to show that it is left alone by name.
+// testNamespaces are the namespaces the tests' cluster has. kube-system
+// and the server's own namespace are labelled like default, to show that
+// they are left alone by name.
 var testNamespaces = staticNamespaces{
-	"default":     {"enable-mirroring": "true"},
-	"kube-system": {"enable-mirroring": "true"},
-	"test-ns":     {},
+	"default":       {"enable-mirroring": "true"},
+	"kube-system":   {"enable-mirroring": "true"},
+	"image-swapper": {"enable-mirroring": "true"},
+	"test-ns":       {},
 }
 
 // staticNamespaces is a NamespaceSource with fixed labels.
@@ -48,7 +50,7 @@ func (s staticNamespaces) Labels(_ context.Context, name string) (map[string]str
 	}
 	return labels, nil
 }
-func (staticNamespaces) HasSynced() bool       { return true }
+func (staticNamespaces) HasSynced() bool         { return true }
 func (staticNamespaces) Run(ctx context.Context) { <-ctx.Done() }
 
 // fakeMirror is an engine.Mirror in memory.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -40,6 +41,10 @@ type NamespaceInformer struct {
 	log      *slog.Logger
 	metrics  *Metrics
 }
+
+// missTimeout bounds the read of a namespace the cache does not know, so
+// that a slow API server costs an admission little of its budget.
+const missTimeout = 2 * time.Second
 
 // NewNamespaceInformer prepares an informer over all namespaces; Run
 // starts it. It needs list, watch and get on namespaces.
@@ -97,6 +102,8 @@ func (n *NamespaceInformer) Labels(ctx context.Context, name string) (map[string
 	if n.metrics != nil {
 		n.metrics.namespaceMisses.Inc()
 	}
+	ctx, cancel := context.WithTimeout(ctx, missTimeout)
+	defer cancel()
 	live, err := n.client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("namespace %s is not in the cache, and reading it failed: %w", name, err)

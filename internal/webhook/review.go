@@ -10,6 +10,9 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // MaxRequestBytes bounds an AdmissionReview body. kube-apiserver limits
@@ -38,8 +41,39 @@ func badRequest(format string, args ...any) *requestError {
 	return &requestError{status: http.StatusBadRequest, reason: fmt.Sprintf(format, args...)}
 }
 
+// readBody reads at most MaxRequestBytes, in one allocation when the
+// client sent a Content-Length (kube-apiserver does).
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	body := http.MaxBytesReader(w, r.Body, MaxRequestBytes)
+	if n := r.ContentLength; n > 0 && n <= MaxRequestBytes {
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(body, buf); err != nil {
+			return nil, err
+		}
+		return buf, nil
+	}
+	return io.ReadAll(body)
+}
+
+// podReview is an AdmissionReview as this server reads it.
+type podReview struct {
+	metav1.TypeMeta `json:",inline"`
+	Request         *podRequest `json:"request,omitempty"`
+}
+
+// podRequest is an AdmissionRequest whose object and oldObject decode as
+// Pods in the same pass as the review: the fields shadow the embedded
+// RawExtensions, which would have the JSON scanned twice more. The Pods
+// are read only; the patch is built from paths, so fields that corev1.Pod
+// lacks are never lost.
+type podRequest struct {
+	admissionv1.AdmissionRequest `json:",inline"`
+	Object                       *corev1.Pod `json:"object,omitempty"`
+	OldObject                    *corev1.Pod `json:"oldObject,omitempty"`
+}
+
 // readReview reads and checks an AdmissionReview from an HTTP request.
-func readReview(w http.ResponseWriter, r *http.Request) (*admissionv1.AdmissionReview, *requestError) {
+func readReview(w http.ResponseWriter, r *http.Request) (*podReview, *requestError) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		return nil, &requestError{status: http.StatusMethodNotAllowed, reason: fmt.Sprintf("method %s: an AdmissionReview is sent with POST", r.Method)}
@@ -48,30 +82,57 @@ func readReview(w http.ResponseWriter, r *http.Request) (*admissionv1.AdmissionR
 	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
 		return nil, &requestError{status: http.StatusUnsupportedMediaType, reason: fmt.Sprintf("content type %q: an AdmissionReview is sent as application/json", ct)}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRequestBytes))
+	body, err := readBody(w, r)
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return nil, &requestError{status: http.StatusRequestEntityTooLarge, reason: fmt.Sprintf("the body is larger than %d bytes", MaxRequestBytes)}
 		}
 		return nil, badRequest("reading the body: %v", err)
 	}
-	var review admissionv1.AdmissionReview
-	if err := json.Unmarshal(body, &review); err != nil {
+	var rv podReview
+	if err := json.Unmarshal(body, &rv); err != nil {
+		return readOther(body, err)
+	}
+	if rerr := checkReview(rv.TypeMeta, rv.Request != nil, func() types.UID { return rv.Request.UID }); rerr != nil {
+		return nil, rerr
+	}
+	return &rv, nil
+}
+
+// readOther reads a review whose objects do not decode as Pods. That is
+// no error for another kind, which is answered unchanged; for a Pod it is.
+func readOther(body []byte, podErr error) (*podReview, *requestError) {
+	var other admissionv1.AdmissionReview
+	if err := json.Unmarshal(body, &other); err != nil {
 		return nil, badRequest("the body is not an AdmissionReview: %v", err)
 	}
-	if review.APIVersion != reviewV1 && review.APIVersion != reviewV1beta1 {
-		return nil, badRequest("apiVersion %q: want %s or %s", review.APIVersion, reviewV1, reviewV1beta1)
+	if rerr := checkReview(other.TypeMeta, other.Request != nil, func() types.UID { return other.Request.UID }); rerr != nil {
+		return nil, rerr
 	}
-	if review.Kind != "AdmissionReview" {
-		return nil, badRequest("kind %q: want AdmissionReview", review.Kind)
+	if _, _, ok := skipReason(other.Request); ok {
+		return nil, badRequest("request.object or request.oldObject is not a Pod: %v", podErr)
 	}
-	if review.Request == nil {
-		return nil, badRequest("the AdmissionReview has no request")
+	req := &podRequest{AdmissionRequest: *other.Request}
+	// Skipped requests never read the objects.
+	req.AdmissionRequest.Object, req.AdmissionRequest.OldObject = runtime.RawExtension{}, runtime.RawExtension{}
+	return &podReview{TypeMeta: other.TypeMeta, Request: req}, nil
+}
+
+// checkReview checks what every review must have.
+func checkReview(tm metav1.TypeMeta, hasRequest bool, uid func() types.UID) *requestError {
+	if tm.APIVersion != reviewV1 && tm.APIVersion != reviewV1beta1 {
+		return badRequest("apiVersion %q: want %s or %s", tm.APIVersion, reviewV1, reviewV1beta1)
 	}
-	if review.Request.UID == "" {
-		return nil, badRequest("request.uid is missing; the response must echo it")
+	if tm.Kind != "AdmissionReview" {
+		return badRequest("kind %q: want AdmissionReview", tm.Kind)
 	}
-	return &review, nil
+	if !hasRequest {
+		return badRequest("the AdmissionReview has no request")
+	}
+	if uid() == "" {
+		return badRequest("request.uid is missing; the response must echo it")
+	}
+	return nil
 }
 
 // skipReason says why a request is not one for a decision: its metric
@@ -89,24 +150,4 @@ func skipReason(req *admissionv1.AdmissionRequest) (label, why string, ok bool) 
 		return "operation", fmt.Sprintf("operation %s changes no image", req.Operation), false
 	}
 	return "", "", true
-}
-
-// decodePods decodes the Pods of a request: object, and oldObject on
-// UPDATE. They are read only; the patch is built from paths, so fields
-// that corev1.Pod lacks are never lost.
-func decodePods(req *admissionv1.AdmissionRequest) (pod, old *corev1.Pod, err *requestError) {
-	if len(req.Object.Raw) == 0 {
-		return nil, nil, badRequest("request.object is missing")
-	}
-	pod = new(corev1.Pod)
-	if err := json.Unmarshal(req.Object.Raw, pod); err != nil {
-		return nil, nil, badRequest("request.object is not a Pod: %v", err)
-	}
-	if req.Operation == admissionv1.Update && len(req.OldObject.Raw) > 0 {
-		old = new(corev1.Pod)
-		if err := json.Unmarshal(req.OldObject.Raw, old); err != nil {
-			return nil, nil, badRequest("request.oldObject is not a Pod: %v", err)
-		}
-	}
-	return pod, old, nil
 }

@@ -163,7 +163,7 @@ func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
 }
 
 // reviewFunc answers one admission request.
-type reviewFunc func(context.Context, *admissionv1.AdmissionRequest, *outcome) (*admissionv1.AdmissionResponse, *requestError)
+type reviewFunc func(context.Context, *podRequest, *outcome) (*admissionv1.AdmissionResponse, *requestError)
 
 // admissionHandler reads an AdmissionReview, answers it with review, and
 // logs and measures the result.
@@ -265,7 +265,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	}
 	s.stopping.Store(true)
-	s.log.Info("shutting down: draining in-flight requests", "delay", s.opts.ShutdownDelay, "timeout", s.opts.ShutdownTimeout)
+	s.log.Info("shutting down: draining in-flight requests", "delay", s.opts.ShutdownDelay.String(), "timeout", s.opts.ShutdownTimeout.String())
 	if s.opts.ShutdownDelay > 0 {
 		time.Sleep(s.opts.ShutdownDelay)
 	}

@@ -254,7 +254,10 @@ func TestConfigReloadFollowsConfigMapSymlinkSwap(t *testing.T) {
 	}
 	mustSymlink(t, "..v1", filepath.Join(dir, "..data"))
 	mustSymlink(t, filepath.Join("..data", "config.yaml"), filepath.Join(dir, "config.yaml"))
-	s := newTestServer(t, "", func(o *Options) { o.ConfigPath = filepath.Join(dir, "config.yaml"); o.ReloadInterval = 10 * time.Millisecond })
+	s := newTestServer(t, "", func(o *Options) {
+		o.ConfigPath = filepath.Join(dir, "config.yaml")
+		o.ReloadInterval = 10 * time.Millisecond
+	})
 	addr, stop := serve(t, s)
 	_ = addr
 
