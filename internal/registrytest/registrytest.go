@@ -1,6 +1,7 @@
 // Package registrytest runs real, in-process OCI registries for tests
-// (go-containerregistry's registry behind httptest) and seeds them with
-// random multi-platform images.
+// (go-containerregistry's registry behind httptest), or proxies to
+// registries out of process, records what clients send them, and seeds
+// them with random multi-platform images.
 package registrytest
 
 import (
@@ -10,6 +11,8 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -24,7 +27,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
-// Registry is an in-process registry that counts the requests it serves.
+// Registry is a registry endpoint that records the requests it serves:
+// an in-process registry (New) or a proxy to one out of process
+// (NewProxy).
 type Registry struct {
 	*httptest.Server
 	// Host is "127.0.0.1:port", as image references name it.
@@ -32,31 +37,59 @@ type Registry struct {
 
 	mu   sync.Mutex
 	reqs []string // "HEAD /v2/src/app/manifests/1.0"
+	// intercept, when set, may answer a request itself (returning true).
+	intercept func(w http.ResponseWriter, r *http.Request) bool
 }
 
-// New starts a registry (with the OCI referrers API) and stops it when the
-// test ends.
-func New(t testing.TB) *Registry {
+// New starts an in-process registry and stops it when the test ends. It
+// serves the OCI referrers API unless an option says otherwise; opts
+// apply after the defaults.
+func New(t testing.TB, opts ...ggcrregistry.Option) *Registry {
 	t.Helper()
-	inner := ggcrregistry.New(ggcrregistry.WithReferrersSupport(true), ggcrregistry.Logger(log.New(io.Discard, "", 0)))
+	opts = append([]ggcrregistry.Option{ggcrregistry.WithReferrersSupport(true), ggcrregistry.Logger(log.New(io.Discard, "", 0))}, opts...)
+	return serve(t, ggcrregistry.New(opts...))
+}
+
+// NewProxy starts a reverse proxy to the registry at host ("127.0.0.1:port",
+// plain HTTP) and stops it when the test ends, so that a test can see
+// exactly what was sent to a registry it does not run itself. The proxy
+// keeps the Host header, so the registry's upload locations name the
+// proxy.
+func NewProxy(t testing.TB, host string) *Registry {
+	t.Helper()
+	return serve(t, httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: host}))
+}
+
+// serve puts h behind a recording httptest server.
+func serve(t testing.TB, h http.Handler) *Registry {
 	r := &Registry{}
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.mu.Lock()
 		r.reqs = append(r.reqs, req.Method+" "+req.URL.Path)
+		intercept := r.intercept
 		r.mu.Unlock()
-		inner.ServeHTTP(w, req)
+		if intercept != nil && intercept(w, req) {
+			return
+		}
+		h.ServeHTTP(w, req)
 	}))
 	t.Cleanup(r.Close)
 	r.Host = strings.TrimPrefix(r.URL, "http://")
 	return r
 }
 
-// Count counts the requests with this method whose path contains part.
-func (r *Registry) Count(method, part string) int {
+// Requests returns the requests served since the last Reset, as
+// "METHOD path", in order.
+func (r *Registry) Requests() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return append([]string(nil), r.reqs...)
+}
+
+// Count counts the requests with this method whose path contains part.
+func (r *Registry) Count(method, part string) int {
 	n := 0
-	for _, req := range r.reqs {
+	for _, req := range r.Requests() {
 		m, p, _ := strings.Cut(req, " ")
 		if m == method && strings.Contains(p, part) {
 			n++
@@ -65,10 +98,19 @@ func (r *Registry) Count(method, part string) int {
 	return n
 }
 
-// Reset forgets the requests counted so far.
+// Reset forgets the requests recorded so far.
 func (r *Registry) Reset() {
 	r.mu.Lock()
 	r.reqs = nil
+	r.mu.Unlock()
+}
+
+// SetIntercept installs f, which sees every request after it is recorded
+// and may answer it itself (returning true) to delay or fail it; nil
+// removes it.
+func (r *Registry) SetIntercept(f func(w http.ResponseWriter, r *http.Request) bool) {
+	r.mu.Lock()
+	r.intercept = f
 	r.mu.Unlock()
 }
 
