@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+
 	"github.com/image-swapper/image-swapper/internal/config"
 	"github.com/image-swapper/image-swapper/internal/mirror"
 	"github.com/image-swapper/image-swapper/internal/reference"
@@ -60,10 +62,16 @@ func (m *mirroring) engineMirror() engineMirror { return engineMirror{m.service}
 
 type engineMirror struct{ *mirror.Service }
 
-// Ensure copies src to dst and returns the target digest.
-func (e engineMirror) Ensure(ctx context.Context, src, dst reference.Reference) (string, error) {
-	r, err := e.Service.Ensure(ctx, src, dst)
+// Ensure copies src to dst, pulling with pull, and returns the target
+// digest.
+func (e engineMirror) Ensure(ctx context.Context, src, dst reference.Reference, pull authn.Keychain) (string, error) {
+	r, err := e.Service.Ensure(ctx, src, dst, mirror.WithPullKeychain(pull))
 	return r.Digest, err
+}
+
+// Enqueue queues the copy of src to dst, pulling with pull.
+func (e engineMirror) Enqueue(src, dst reference.Reference, pull authn.Keychain) {
+	e.Service.Enqueue(src, dst, mirror.WithPullKeychain(pull))
 }
 
 // progressRegistry gives each copy the progress callback registered for

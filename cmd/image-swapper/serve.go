@@ -120,7 +120,10 @@ func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
 			return trouble(err)
 		}
 	}
-	var namespaces webhook.NamespaceSource
+	var (
+		namespaces  webhook.NamespaceSource
+		pullSecrets *webhook.PullSecrets
+	)
 	if !f.noKubeAPI {
 		client, err := f.kubeClient()
 		if err != nil {
@@ -129,6 +132,8 @@ func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
 		// client-go logs through klog; send it to the same place.
 		klog.SetSlogLogger(log)
 		namespaces = webhook.NewNamespaceInformer(client, log, metrics)
+		// Copies pull their sources with the Pod's imagePullSecrets.
+		pullSecrets = webhook.NewPullSecrets(client, log, 0)
 		if f.selfSigned.enabled {
 			if certs, err = f.selfSignedSource(ctx, client, log, metrics); err != nil {
 				return trouble(err)
@@ -154,6 +159,7 @@ func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
 		Namespace:       f.namespace,
 		Certificates:    certs,
 		Namespaces:      namespaces,
+		PullSecrets:     pullSecrets,
 		Logger:          log,
 		Metrics:         metrics,
 		Budget:          f.budget,

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+
 	"github.com/image-swapper/image-swapper/internal/config"
 	"github.com/image-swapper/image-swapper/internal/reference"
 )
@@ -14,11 +16,13 @@ type Mirror interface {
 	// Present says whether dst exists in the target, with its digest
 	// (cached, or one HEAD).
 	Present(ctx context.Context, dst reference.Reference) (digest string, ok bool, err error)
-	// Enqueue starts copying src to dst in the background.
-	Enqueue(src, dst reference.Reference)
+	// Enqueue starts copying src to dst in the background, pulling src
+	// with pull where the config has no credentials for it (pull may be
+	// nil).
+	Enqueue(src, dst reference.Reference, pull authn.Keychain)
 	// Ensure copies src to dst unless it is there, waiting until done or
-	// until ctx ends, and returns the target digest.
-	Ensure(ctx context.Context, src, dst reference.Reference) (digest string, err error)
+	// until ctx ends, and returns the target digest; pull as for Enqueue.
+	Ensure(ctx context.Context, src, dst reference.Reference, pull authn.Keychain) (digest string, err error)
 }
 
 // Admit decides like Decide, then applies the swap policy
@@ -37,7 +41,7 @@ func (e *Engine) Admit(ctx context.Context, s Subject, m Mirror) Decision {
 	if err != nil {
 		return d // Decide swapped it, so both parse; kept for safety.
 	}
-	digest, ok, err := e.mirrorState(ctx, src, dst, m)
+	digest, ok, err := e.mirrorState(ctx, src, dst, s.PullKeychain, m)
 	if !ok {
 		why := fmt.Sprintf("not swapped: %s is not in the mirror yet; its copy is queued", d.Target)
 		if err != nil {
@@ -55,10 +59,10 @@ func (e *Engine) Admit(ctx context.Context, s Subject, m Mirror) Decision {
 }
 
 // mirrorState applies the swap policy and reports whether dst may be used.
-func (e *Engine) mirrorState(ctx context.Context, src, dst reference.Reference, m Mirror) (string, bool, error) {
+func (e *Engine) mirrorState(ctx context.Context, src, dst reference.Reference, pull authn.Keychain, m Mirror) (string, bool, error) {
 	switch e.cfg.SwapPolicy() {
 	case config.SwapAlways:
-		m.Enqueue(src, dst)
+		m.Enqueue(src, dst, pull)
 		if !e.cfg.Mirroring.PinDigest {
 			return "", true, nil
 		}
@@ -68,18 +72,18 @@ func (e *Engine) mirrorState(ctx context.Context, src, dst reference.Reference, 
 		digest, ok, err := m.Present(ctx, dst)
 		if ok || err != nil {
 			if err != nil {
-				m.Enqueue(src, dst)
+				m.Enqueue(src, dst, pull)
 			}
 			return digest, ok, err
 		}
 		wctx, cancel := context.WithTimeout(ctx, e.cfg.WaitBudget())
 		defer cancel()
-		digest, err = m.Ensure(wctx, src, dst)
+		digest, err = m.Ensure(wctx, src, dst, pull)
 		return digest, err == nil, err
 	default: // exists
 		digest, ok, err := m.Present(ctx, dst)
 		if !ok {
-			m.Enqueue(src, dst)
+			m.Enqueue(src, dst, pull)
 		}
 		return digest, ok, err
 	}

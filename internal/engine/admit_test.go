@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+
 	"github.com/image-swapper/image-swapper/internal/config"
 	"github.com/image-swapper/image-swapper/internal/reference"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -20,8 +22,9 @@ type memoryMirror struct {
 	mu       sync.Mutex
 	present  map[string]string // target → digest
 	queued   []string
-	down     bool          // Present fails, as when the target is unreachable
-	copyTime time.Duration // how long Ensure takes
+	pulls    []authn.Keychain // the keychain of every Enqueue and Ensure
+	down     bool             // Present fails, as when the target is unreachable
+	copyTime time.Duration    // how long Ensure takes
 }
 
 func (m *memoryMirror) Present(_ context.Context, dst reference.Reference) (string, bool, error) {
@@ -34,13 +37,17 @@ func (m *memoryMirror) Present(_ context.Context, dst reference.Reference) (stri
 	return d, ok, nil
 }
 
-func (m *memoryMirror) Enqueue(src, dst reference.Reference) {
+func (m *memoryMirror) Enqueue(src, dst reference.Reference, pull authn.Keychain) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.queued = append(m.queued, dst.String())
+	m.pulls = append(m.pulls, pull)
 }
 
-func (m *memoryMirror) Ensure(ctx context.Context, src, dst reference.Reference) (string, error) {
+func (m *memoryMirror) Ensure(ctx context.Context, src, dst reference.Reference, pull authn.Keychain) (string, error) {
+	m.mu.Lock()
+	m.pulls = append(m.pulls, pull)
+	m.mu.Unlock()
 	select {
 	case <-time.After(m.copyTime):
 	case <-ctx.Done():
@@ -141,5 +148,19 @@ func TestGateJudgesTheImageAsWritten(t *testing.T) {
 	// What the mutating webhook produced passes.
 	if d := e.Gate(Subject{Image: "registry.example.com/docker.io/bitnami/redis:7"}); d.Action != config.ActionKeep {
 		t.Fatalf("Gate of the swapped image: action %s, want keep", d.Action)
+	}
+}
+
+func TestAdmitHandsTheSubjectsPullKeychainToTheMirror(t *testing.T) {
+	kc := authn.NewMultiKeychain() // any keychain; the engine only passes it on
+	for _, swap := range []config.SwapPolicy{config.SwapExists, config.SwapWait, config.SwapAlways} {
+		t.Run("swap "+string(swap)+" copies with the Pod's credentials", func(t *testing.T) {
+			e := newTestEngine(t, admitConfig(swap, false))
+			m := &memoryMirror{present: map[string]string{}}
+			e.Admit(context.Background(), Subject{Image: "nginx:1.27", PullKeychain: kc}, m)
+			if len(m.pulls) != 1 || m.pulls[0] != kc {
+				t.Errorf("the mirror got keychains %v, want the subject's once", m.pulls)
+			}
+		})
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+
 	"github.com/image-swapper/image-swapper/internal/config"
 	"github.com/image-swapper/image-swapper/internal/glob"
 	"github.com/image-swapper/image-swapper/internal/policy"
@@ -35,6 +37,10 @@ type Action = config.Action
 type Subject struct {
 	Image string
 	rules.Context
+	// PullKeychain holds the credentials its workload pulls with (a Pod's
+	// imagePullSecrets); Admit hands it to the mirror for the source,
+	// without reading it. Nil when there are none.
+	PullKeychain authn.Keychain
 }
 
 // Violation is a policy verdict against an image. In enforce mode it denies

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+
 	"github.com/image-swapper/image-swapper/internal/reference"
 	"github.com/image-swapper/image-swapper/internal/registry"
 )
@@ -26,6 +28,45 @@ type copyCall struct {
 	err  error
 	// waiters counts Ensure calls that joined; guarded by Service.mu.
 	waiters int
+	// pulls are the source credentials to try, in turn, while the source
+	// refuses them: the first caller's (nil for none), then those of
+	// callers that joined with their own, up to maxPulls; guarded by
+	// Service.mu.
+	pulls []authn.Keychain
+}
+
+// maxPulls bounds the credentials one copy tries: a burst of Pods with
+// wrong imagePullSecrets costs at most this many refusals per copy.
+const maxPulls = 4
+
+// RequestOption adjusts one Ensure or Enqueue call.
+type RequestOption func(*request)
+
+type request struct {
+	pull authn.Keychain
+}
+
+// WithPullKeychain pulls the source with k (a Pod's imagePullSecrets)
+// where the config has no credentials for the source's registry; see
+// registry.CopyOptions.PullKeychain.
+//
+// Copies are shared by source and target, not by credentials: a copy
+// pulls with the credentials of the caller that started it. When the
+// source refuses them (401 or 403), the copy is tried again with the
+// credentials of callers that joined it meanwhile, so that a Pod with the
+// right imagePullSecrets is not failed by another Pod's wrong ones. A
+// failed copy is not remembered, so the next call starts afresh with its
+// own credentials.
+func WithPullKeychain(k authn.Keychain) RequestOption {
+	return func(r *request) { r.pull = k }
+}
+
+func newRequest(opts []RequestOption) request {
+	var r request
+	for _, o := range opts {
+		o(&r)
+	}
+	return r
 }
 
 // Ensure makes dst hold src and returns the digest dst then holds.
@@ -41,11 +82,14 @@ type copyCall struct {
 //
 // A copy from src to dst that succeeded within PositiveTTL is not repeated:
 // Ensure answers from the existence cache without a request.
-func (s *Service) Ensure(ctx context.Context, src, dst reference.Reference) (Result, error) {
+//
+// WithPullKeychain gives the source credentials of this call; see it for
+// how shared copies use them.
+func (s *Service) Ensure(ctx context.Context, src, dst reference.Reference, opts ...RequestOption) (Result, error) {
 	if res, ok := s.copiedRecently(src, dst); ok {
 		return res, nil
 	}
-	c, err := s.start(src, dst, true)
+	c, err := s.start(src, dst, true, newRequest(opts))
 	if err != nil {
 		return Result{}, err
 	}
@@ -60,11 +104,11 @@ func (s *Service) Ensure(ctx context.Context, src, dst reference.Reference) (Res
 // Enqueue starts copying src to dst in the background and returns at once.
 // It shares the copy with Ensure and Enqueue calls for the same src and dst,
 // and does nothing after Close or when the copy succeeded within PositiveTTL.
-func (s *Service) Enqueue(src, dst reference.Reference) {
+func (s *Service) Enqueue(src, dst reference.Reference, opts ...RequestOption) {
 	if _, ok := s.copiedRecently(src, dst); ok {
 		return
 	}
-	if _, err := s.start(src, dst, false); err != nil {
+	if _, err := s.start(src, dst, false, newRequest(opts)); err != nil {
 		s.log.Debug("not queueing copy", "src", src.String(), "dst", dst.String(), "error", err)
 	}
 }
@@ -82,8 +126,9 @@ func (s *Service) copiedRecently(src, dst reference.Reference) (Result, bool) {
 	return Result{}, false
 }
 
-// start returns the running copy of src to dst, starting one if none runs.
-func (s *Service) start(src, dst reference.Reference, wait bool) (*copyCall, error) {
+// start returns the running copy of src to dst, starting one with r's
+// credentials if none runs, or adding them to the running one's.
+func (s *Service) start(src, dst reference.Reference, wait bool, r request) (*copyCall, error) {
 	key := copyKey{src: src, dst: dst}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -91,11 +136,14 @@ func (s *Service) start(src, dst reference.Reference, wait bool) (*copyCall, err
 		return nil, fmt.Errorf("copying %s to %s: %w", src, dst, ErrClosed)
 	}
 	c := s.inflight[key]
-	if c == nil {
-		c = &copyCall{key: key, done: make(chan struct{})}
+	switch {
+	case c == nil:
+		c = &copyCall{key: key, done: make(chan struct{}), pulls: []authn.Keychain{r.pull}}
 		s.inflight[key] = c
 		s.wg.Add(1)
 		go s.run(c)
+	case r.pull != nil && len(c.pulls) < maxPulls:
+		c.pulls = append(c.pulls, r.pull)
 	}
 	if wait {
 		c.waiters++
@@ -107,7 +155,7 @@ func (s *Service) start(src, dst reference.Reference, wait bool) (*copyCall, err
 func (s *Service) run(c *copyCall) {
 	defer s.wg.Done()
 	src, dst := c.key.src, c.key.dst
-	res, attempts, err := s.copyWithRetry(src, dst)
+	res, attempts, err := s.copyWithPulls(c)
 	if err == nil {
 		// Cache before leaving inflight, so that a caller arriving in
 		// between finds either the call or the cache entry.
@@ -134,16 +182,40 @@ func (s *Service) run(c *copyCall) {
 	}
 }
 
+// copyWithPulls copies with each of c's credentials in turn while the
+// source refuses them, and returns the number of attempts made in all.
+func (s *Service) copyWithPulls(c *copyCall) (registry.CopyResult, int, error) {
+	var total int
+	for i := 0; ; i++ {
+		s.mu.Lock()
+		pull := c.pulls[i]
+		s.mu.Unlock()
+		res, attempts, err := s.copyWithRetry(c.key.src, c.key.dst, pull)
+		total += attempts
+		s.mu.Lock()
+		more := i+1 < len(c.pulls)
+		s.mu.Unlock()
+		if err == nil || !more || !registry.Refused(err) || s.ctx.Err() != nil {
+			return res, total, err
+		}
+		s.log.Debug("source refused the credentials; trying another caller's", "src", c.key.src.String(), "dst", c.key.dst.String(), "error", err)
+	}
+}
+
 // copyWithRetry calls Copy until it succeeds, fails with an error that is
 // not retryable, or has been tried MaxAttempts times. It returns the number
 // of attempts made.
-func (s *Service) copyWithRetry(src, dst reference.Reference) (registry.CopyResult, int, error) {
+func (s *Service) copyWithRetry(src, dst reference.Reference, pull authn.Keychain) (registry.CopyResult, int, error) {
+	opts := s.opts.Copy
+	if pull != nil {
+		opts.PullKeychain = pull
+	}
 	host := src.Registry
 	for attempt := 1; ; attempt++ {
 		if !s.acquire(host) {
 			return registry.CopyResult{}, attempt - 1, fmt.Errorf("copying %s to %s: %w before attempt %d", src, dst, ErrClosed, attempt)
 		}
-		res, err := s.reg.Copy(s.ctx, src, dst, s.opts.Copy)
+		res, err := s.reg.Copy(s.ctx, src, dst, opts)
 		<-s.slots
 		switch {
 		case err == nil:

@@ -3,11 +3,9 @@ package mirror
 import (
 	"bytes"
 	"context"
-	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,69 +20,49 @@ import (
 	"github.com/image-swapper/image-swapper/internal/config"
 	"github.com/image-swapper/image-swapper/internal/reference"
 	"github.com/image-swapper/image-swapper/internal/registry"
+	"github.com/image-swapper/image-swapper/internal/registrytest"
 )
 
 // testRegistry is a real in-memory OCI registry (go-containerregistry's
-// pkg/registry) behind an httptest server, with request counters and an
-// optional interceptor that can delay or fail requests.
+// pkg/registry) behind an httptest server that records requests and may
+// intercept them to delay or fail them. Unlike registrytest's default it
+// serves no referrers API: where a copy looks for referrers it reads the
+// sha256-<hex> fallback tag, and the tag counts the tests expect include
+// those reads.
 type testRegistry struct {
-	t     testing.TB
-	inner http.Handler
-	srv   *httptest.Server
-	host  string
-
-	mu        sync.Mutex
-	counts    map[string]int
-	intercept func(w http.ResponseWriter, r *http.Request) bool
+	*registrytest.Registry
+	t testing.TB
 }
 
 func newTestRegistry(t testing.TB) *testRegistry {
 	t.Helper()
-	r := &testRegistry{
-		t:      t,
-		inner:  ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))),
-		counts: make(map[string]int),
-	}
-	r.srv = httptest.NewServer(r)
-	t.Cleanup(r.srv.Close)
-	r.host = strings.TrimPrefix(r.srv.URL, "http://")
-	return r
+	return &testRegistry{Registry: registrytest.New(t, ggcrregistry.WithReferrersSupport(false)), t: t}
 }
 
 // requestKind names a request for counting: "GET manifest tag",
 // "PUT manifest digest", "HEAD blob" and so on.
-func requestKind(r *http.Request) string {
-	path := r.URL.Path
+func requestKind(method, path string) string {
 	switch {
 	case strings.Contains(path, "/manifests/"):
 		if strings.Contains(path[strings.LastIndex(path, "/"):], "sha256:") {
-			return r.Method + " manifest digest"
+			return method + " manifest digest"
 		}
-		return r.Method + " manifest tag"
+		return method + " manifest tag"
 	case strings.Contains(path, "/blobs/"):
-		return r.Method + " blob"
+		return method + " blob"
 	}
-	return r.Method + " other"
+	return method + " other"
 }
 
-func (r *testRegistry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	r.mu.Lock()
-	r.counts[requestKind(req)]++
-	f := r.intercept
-	r.mu.Unlock()
-	if f != nil && f(w, req) {
-		return
-	}
-	r.inner.ServeHTTP(w, req)
-}
-
-// count returns how many requests of the kinds were served.
+// count returns how many requests of the kinds were served since the last
+// Reset.
 func (r *testRegistry) count(kinds ...string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	n := 0
-	for _, k := range kinds {
-		n += r.counts[k]
+	for _, req := range r.Requests() {
+		method, path, _ := strings.Cut(req, " ")
+		if slices.Contains(kinds, requestKind(method, path)) {
+			n++
+		}
 	}
 	return n
 }
@@ -94,23 +72,10 @@ func (r *testRegistry) manifestPuts() int {
 	return r.count("PUT manifest tag", "PUT manifest digest")
 }
 
-func (r *testRegistry) resetCounts() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	clear(r.counts)
-}
-
-// setIntercept installs f; f returns true when it answered the request.
-func (r *testRegistry) setIntercept(f func(w http.ResponseWriter, r *http.Request) bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.intercept = f
-}
-
 // ref parses a reference into this registry.
 func (r *testRegistry) ref(repoTag string) reference.Reference {
 	r.t.Helper()
-	ref, err := reference.Parse(r.host + "/" + repoTag)
+	ref, err := reference.Parse(r.Host + "/" + repoTag)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -235,7 +200,7 @@ const firstOfCopy = "HEAD manifest tag"
 
 // hold is an interceptor that holds the first request of every copy.
 func (b *blocker) hold(w http.ResponseWriter, r *http.Request) bool {
-	if requestKind(r) == firstOfCopy {
+	if requestKind(r.Method, r.URL.Path) == firstOfCopy {
 		b.arrived <- r.URL.Path
 		select {
 		case <-b.release:

@@ -33,7 +33,7 @@ func newFixture(t testing.TB, opts Options) *fixture {
 		events: make(chan Event, 1000),
 		logs:   &syncBuffer{},
 	}
-	f.reg = newCountingRegistry(t, f.source.host, f.target.host)
+	f.reg = newCountingRegistry(t, f.source.Host, f.target.Host)
 	if opts.BaseBackoff == 0 {
 		opts.BaseBackoff, opts.MaxBackoff = time.Millisecond, 10*time.Millisecond
 	}
@@ -54,9 +54,9 @@ func TestEnsureSharesOneCopyAmongConcurrentCallers(t *testing.T) {
 	f := newFixture(t, Options{Workers: 4})
 	src, digest := f.source.pushImage("team/app:1.0")
 	dst := f.dst(src)
-	f.source.resetCounts()
+	f.source.Reset()
 	b := newBlocker(t)
-	f.source.setIntercept(b.hold)
+	f.source.SetIntercept(b.hold)
 
 	const callers = 100
 	results := make([]Result, callers)
@@ -102,7 +102,7 @@ func TestEnsureSharesOneCopyAmongConcurrentCallers(t *testing.T) {
 	}
 
 	// The copy filled the cache: neither call below reaches a registry.
-	f.target.resetCounts()
+	f.target.Reset()
 	if got, ok, err := f.svc.Present(context.Background(), dst); err != nil || !ok || got != digest {
 		t.Errorf("Present after the copy = %q, %v, %v; want %s, true, nil", got, ok, err, digest)
 	}
@@ -162,13 +162,13 @@ func TestEnsureRetriesOnlyWhatIsRetryable(t *testing.T) {
 			f := newFixture(t, Options{MaxAttempts: tc.maxAttempts})
 			src, digest := f.source.pushImage("team/app:1.0")
 			dst := f.dst(src)
-			f.source.resetCounts()
+			f.source.Reset()
 
 			var mu sync.Mutex
 			var answered []time.Time // when each scripted error was sent
 			var retriedAt time.Time  // when the first GET the registry answered arrived
-			f.source.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
-				if requestKind(r) != firstOfCopy {
+			f.source.SetIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+				if requestKind(r.Method, r.URL.Path) != firstOfCopy {
 					return false
 				}
 				mu.Lock()
@@ -248,8 +248,8 @@ func TestRateLimitedHostDelaysItsWholeQueueAndIsLoggedOnce(t *testing.T) {
 	firstOK := map[string]time.Time{} // path → when a GET was first let through
 	bothArrived := make(chan struct{})
 	arrivals := 0
-	f.source.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
-		if requestKind(r) != firstOfCopy {
+	f.source.SetIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if requestKind(r.Method, r.URL.Path) != firstOfCopy {
 			return false
 		}
 		p := r.URL.Path
@@ -322,7 +322,7 @@ func TestEnsureReturnsAtTheDeadlineWhileTheCopyFinishesInTheBackground(t *testin
 	src, digest := f.source.pushIndex("team/multi:2") // a multi-arch index
 	dst := f.dst(src)
 	b := newBlocker(t)
-	f.source.setIntercept(b.hold)
+	f.source.SetIntercept(b.hold)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
@@ -363,7 +363,7 @@ func TestPresentCachesAnswersForTheirTTL(t *testing.T) {
 	f := newFixture(t, Options{PositiveTTL: time.Minute, NegativeTTL: 10 * time.Second, Now: clock.Now})
 	present, presentDigest := f.target.pushImage("docker.io/library/nginx:1.27")
 	absent := f.target.ref("docker.io/library/redis:7")
-	f.target.resetCounts()
+	f.target.Reset()
 	var absentDigest string
 	pushHEADs := 0 // HEADs made by pushing, not by Present
 
@@ -413,14 +413,14 @@ func TestPresentCachesAnswersForTheirTTL(t *testing.T) {
 func TestPresentDoesNotCacheErrors(t *testing.T) {
 	f := newFixture(t, Options{})
 	ref, digest := f.target.pushImage("team/app:1.0")
-	f.target.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+	f.target.SetIntercept(func(w http.ResponseWriter, r *http.Request) bool {
 		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
 		return true
 	})
 	if _, _, err := f.svc.Present(context.Background(), ref); err == nil || !strings.Contains(err.Error(), ref.String()) {
 		t.Fatalf("Present while the target fails = %v, want an error naming %s", err, ref)
 	}
-	f.target.setIntercept(nil)
+	f.target.SetIntercept(nil)
 	got, ok, err := f.svc.Present(context.Background(), ref)
 	if err != nil || !ok || got != digest {
 		t.Fatalf("Present once the target is back = %q, %v, %v; want %s, true, nil", got, ok, err, digest)
@@ -467,7 +467,7 @@ func TestWorkersBoundCopiesInFlight(t *testing.T) {
 		srcs = append(srcs, src)
 	}
 	b := newBlocker(t)
-	f.source.setIntercept(b.hold)
+	f.source.SetIntercept(b.hold)
 	for _, src := range srcs {
 		f.svc.Enqueue(src, f.dst(src))
 	}
@@ -506,7 +506,7 @@ func TestCloseCancelsCopiesAndLeavesNoGoroutines(t *testing.T) {
 		srcs = append(srcs, src)
 	}
 	b := newBlocker(t)
-	f.source.setIntercept(b.hold)
+	f.source.SetIntercept(b.hold)
 	f.svc.Enqueue(srcs[0], f.dst(srcs[0]))
 	f.svc.Enqueue(srcs[1], f.dst(srcs[1]))
 	<-b.arrived

@@ -26,7 +26,7 @@ import (
 
 func TestAnEndpointServesAHostUnderItsRealName(t *testing.T) {
 	mirror, dst := newTestRegistry(t), newTestRegistry(t)
-	want := seed(t, mirror.host+"/library/x:1", platformIndex(t, "linux/amd64")).String()
+	want := seed(t, mirror.Host+"/library/x:1", platformIndex(t, "linux/amd64")).String()
 	cfg := insecureConfig(dst)
 	cfg.Registries["docker.io"] = config.RegistryAccess{Endpoint: mirror.URL, Insecure: true}
 	c := newClient(t, cfg)
@@ -35,15 +35,15 @@ func TestAnEndpointServesAHostUnderItsRealName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mirror.reset()
+	mirror.Reset()
 	d, ok, err := c.Exists(t.Context(), src)
 	if err != nil || !ok || d.Digest != want {
 		t.Fatalf("Exists(%s) = %+v, %v, %v; want %s", src, d, ok, err, want)
 	}
-	if n := mirror.count(http.MethodHead, "/v2/library/x/manifests/1"); n != 1 {
-		t.Errorf("the endpoint served %d HEADs for library/x:1, want 1; requests: %q", n, mirror.requests())
+	if n := mirror.Count(http.MethodHead, "/v2/library/x/manifests/1"); n != 1 {
+		t.Errorf("the endpoint served %d HEADs for library/x:1, want 1; requests: %q", n, mirror.Requests())
 	}
-	target, err := reference.Parse(dst.host + "/mirror/docker.io/library/x:1")
+	target, err := reference.Parse(dst.Host + "/mirror/docker.io/library/x:1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestAnHTTPSEndpointIsVerifiedUnlessInsecure(t *testing.T) {
 
 func TestPlainHTTPIsNeverImplied(t *testing.T) {
 	reg := newTestRegistry(t)
-	seed(t, reg.host+"/src/app:1", platformIndex(t, "linux/amd64"))
+	seed(t, reg.Host+"/src/app:1", platformIndex(t, "linux/amd64"))
 
 	t.Run("an http endpoint needs insecure", func(t *testing.T) {
 		_, err := New(&config.Config{Registries: map[string]config.RegistryAccess{"docker.io": {Endpoint: "http://127.0.0.1:5001"}}})
@@ -105,13 +105,13 @@ func TestPlainHTTPIsNeverImplied(t *testing.T) {
 		}
 	})
 	t.Run("a loopback registry is not reached over http without insecure", func(t *testing.T) {
-		reg.reset()
+		reg.Reset()
 		_, _, err := newClient(t, nil).Exists(t.Context(), reg.ref(t, "src/app:1"))
-		want := fmt.Sprintf(`refusing plain HTTP to %s: set registries[%q].insecure: true to allow it`, reg.host, reg.host)
+		want := fmt.Sprintf(`refusing plain HTTP to %s: set registries[%q].insecure: true to allow it`, reg.Host, reg.Host)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Exists() = %v, want an error containing %s", err, want)
 		}
-		if got := reg.requests(); len(got) != 0 {
+		if got := reg.Requests(); len(got) != 0 {
 			t.Errorf("plain HTTP requests reached the registry: %q", got)
 		}
 	})
@@ -122,7 +122,7 @@ func TestPlainHTTPIsNeverImplied(t *testing.T) {
 // or, with basic set, demand basic credentials directly (htpasswd).
 func tokenAuth(reg *testRegistry, user, pass string, basic bool) (tokens *atomic.Int32) {
 	tokens = &atomic.Int32{}
-	reg.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+	reg.SetIntercept(func(w http.ResponseWriter, r *http.Request) bool {
 		u, p, ok := r.BasicAuth()
 		good := ok && u == user && p == pass
 		if r.URL.Path == "/token" {
@@ -158,15 +158,15 @@ func TestARefusalNamesTheKeyToCheckAndNoSecret(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			src, dst := newTestRegistry(t), newTestRegistry(t)
-			seed(t, src.host+"/src/app:1.0", platformIndex(t, "linux/amd64"))
+			seed(t, src.Host+"/src/app:1.0", platformIndex(t, "linux/amd64"))
 			tokenAuth(src, "alice", "right-password", basic)
 			cfg := insecureConfig(src, dst)
-			cfg.Registries[src.host] = config.RegistryAccess{Insecure: true, Pull: &config.Credentials{UsernameEnv: "REG_USER", PasswordEnv: "REG_PASS"}}
+			cfg.Registries[src.Host] = config.RegistryAccess{Insecure: true, Pull: &config.Credentials{UsernameEnv: "REG_USER", PasswordEnv: "REG_PASS"}}
 			env := map[string]string{"REG_USER": "alice", "REG_PASS": "s3cret-Pa55"}
 			c := newClient(t, cfg, withGetenv(func(k string) string { return env[k] }))
 
 			_, err := c.Copy(t.Context(), src.ref(t, "src/app:1.0"), dst.ref(t, "mirror/app:1.0"), CopyOptions{})
-			want := fmt.Sprintf(`copying %[1]s/src/app:1.0 to %[2]s/mirror/app:1.0: resolving source: 401 Unauthorized: authentication required (check registries[%[1]q].pull credentials)`, src.host, dst.host)
+			want := fmt.Sprintf(`copying %[1]s/src/app:1.0 to %[2]s/mirror/app:1.0: resolving source: 401 Unauthorized: authentication required (check registries[%[1]q].pull credentials)`, src.Host, dst.Host)
 			if err == nil || err.Error() != want {
 				t.Fatalf("Copy() error =\n%v\nwant\n%s", err, want)
 			}
@@ -191,10 +191,10 @@ func TestARefusalNamesTheKeyToCheckAndNoSecret(t *testing.T) {
 
 func TestAnonymousRefusalsSuggestCredentials(t *testing.T) {
 	reg := newTestRegistry(t)
-	seed(t, reg.host+"/src/app:1", platformIndex(t, "linux/amd64"))
+	seed(t, reg.Host+"/src/app:1", platformIndex(t, "linux/amd64"))
 	tokenAuth(reg, "alice", "pw", false)
 	_, _, err := newClient(t, insecureConfig(reg)).Exists(t.Context(), reg.ref(t, "src/app:1"))
-	want := fmt.Sprintf(`checking %s/src/app:1: 401 Unauthorized: authentication required (anonymous access was refused; configure registries[%q].pull credentials)`, reg.host, reg.host)
+	want := fmt.Sprintf(`checking %s/src/app:1: 401 Unauthorized: authentication required (anonymous access was refused; configure registries[%q].pull credentials)`, reg.Host, reg.Host)
 	if err == nil || err.Error() != want {
 		t.Errorf("Exists() error =\n%v\nwant\n%s", err, want)
 	}
@@ -225,12 +225,12 @@ func TestCredentialsComeFromEachConfiguredSource(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			src, dst := newTestRegistry(t), newTestRegistry(t)
-			seed(t, src.host+"/src/app:1", platformIndex(t, "linux/amd64"))
+			seed(t, src.Host+"/src/app:1", platformIndex(t, "linux/amd64"))
 			tokenAuth(src, "bob", "pw-file", false)
 			tokenAuth(dst, "carol", "pw-push", false)
 			cfg := insecureConfig(src, dst)
-			cfg.Registries[src.host] = config.RegistryAccess{Insecure: true, Credentials: tt.creds(src.host)}
-			cfg.Registries[dst.host] = config.RegistryAccess{Insecure: true,
+			cfg.Registries[src.Host] = config.RegistryAccess{Insecure: true, Credentials: tt.creds(src.Host)}
+			cfg.Registries[dst.Host] = config.RegistryAccess{Insecure: true,
 				Pull: &config.Credentials{UsernameEnv: "NOBODY", PasswordEnv: "NOBODY"},
 				Push: &config.Credentials{UsernameEnv: "PUSH_U", PasswordEnv: "PUSH_P"}}
 			env := map[string]string{"U": "bob", "P": "pw-file", "PUSH_U": "carol", "PUSH_P": "pw-push"}
@@ -241,7 +241,7 @@ func TestCredentialsComeFromEachConfiguredSource(t *testing.T) {
 					return nil, fmt.Errorf("secrets %q not found", ns+"/"+name)
 				}
 				auth := base64.StdEncoding.EncodeToString([]byte("bob:pw-file"))
-				return fmt.Appendf(nil, `{"auths":{%q:{"auth":%q}}}`, src.host, auth), nil
+				return fmt.Appendf(nil, `{"auths":{%q:{"auth":%q}}}`, src.Host, auth), nil
 			}
 			c := newClient(t, cfg, withGetenv(func(k string) string { return env[k] }), WithSecretLoader(loader))
 			for _, tag := range []string{"1", "2"} {
@@ -258,10 +258,10 @@ func TestCredentialsComeFromEachConfiguredSource(t *testing.T) {
 
 func TestAPodsPullSecretsAreUsedWhenTheConfigHasNone(t *testing.T) {
 	src, dst := newTestRegistry(t), newTestRegistry(t)
-	seed(t, src.host+"/src/app:1", platformIndex(t, "linux/amd64"))
+	seed(t, src.Host+"/src/app:1", platformIndex(t, "linux/amd64"))
 	tokenAuth(src, "pod", "pod-pw", false)
 	kc := keychainFunc(func(r authn.Resource) (authn.Authenticator, error) {
-		if r.RegistryStr() == src.host {
+		if r.RegistryStr() == src.Host {
 			return &authn.Basic{Username: "pod", Password: "pod-pw"}, nil
 		}
 		return authn.Anonymous, nil
@@ -319,7 +319,7 @@ func TestDockerConfigAuthReadsEveryFormOfCredentials(t *testing.T) {
 
 func TestMissingCredentialSourcesAreNamed(t *testing.T) {
 	reg := newTestRegistry(t)
-	seed(t, reg.host+"/src/app:1", platformIndex(t, "linux/amd64"))
+	seed(t, reg.Host+"/src/app:1", platformIndex(t, "linux/amd64"))
 	tokenAuth(reg, "u", "p", false)
 	tests := []struct {
 		name  string
@@ -327,17 +327,17 @@ func TestMissingCredentialSourcesAreNamed(t *testing.T) {
 		want  string
 	}{
 		{"an unset variable", config.Credentials{UsernameEnv: "NOT_SET_U", PasswordEnv: "NOT_SET_P"},
-			fmt.Sprintf(`registries[%q].pull.usernameEnv: environment variable NOT_SET_U is not set`, reg.host)},
+			fmt.Sprintf(`registries[%q].pull.usernameEnv: environment variable NOT_SET_U is not set`, reg.Host)},
 		{"a missing file", config.Credentials{DockerConfig: "/nonexistent/config.json"},
-			fmt.Sprintf(`registries[%q].pull.dockerConfig: reading /nonexistent/config.json: no such file or directory`, reg.host)},
+			fmt.Sprintf(`registries[%q].pull.dockerConfig: reading /nonexistent/config.json: no such file or directory`, reg.Host)},
 		{"a Secret without a Kubernetes client", config.Credentials{Secret: "ns/name"},
-			fmt.Sprintf(`registries[%q].pull.secret: reading Secrets needs a Kubernetes client, and this command has none; use dockerConfig or usernameEnv/passwordEnv`, reg.host)},
+			fmt.Sprintf(`registries[%q].pull.secret: reading Secrets needs a Kubernetes client, and this command has none; use dockerConfig or usernameEnv/passwordEnv`, reg.Host)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := insecureConfig(reg)
 			creds := tt.creds
-			cfg.Registries[reg.host] = config.RegistryAccess{Insecure: true, Pull: &creds}
+			cfg.Registries[reg.Host] = config.RegistryAccess{Insecure: true, Pull: &creds}
 			c := newClient(t, cfg, withGetenv(func(string) string { return "" }))
 			_, _, err := c.Exists(t.Context(), reg.ref(t, "src/app:1"))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -349,7 +349,7 @@ func TestMissingCredentialSourcesAreNamed(t *testing.T) {
 
 func TestExistsAndResolve(t *testing.T) {
 	reg := newTestRegistry(t)
-	want := seed(t, reg.host+"/src/app:1", platformIndex(t, "linux/amd64", "linux/arm64")).String()
+	want := seed(t, reg.Host+"/src/app:1", platformIndex(t, "linux/amd64", "linux/arm64")).String()
 	c := newClient(t, insecureConfig(reg))
 	tests := []struct {
 		name  string
@@ -379,13 +379,13 @@ func TestExistsAndResolve(t *testing.T) {
 		})
 	}
 	t.Run("a repeated Exists is one HEAD", func(t *testing.T) {
-		reg.reset()
+		reg.Reset()
 		for range 3 {
 			if _, _, err := c.Exists(t.Context(), reg.ref(t, "src/app:1")); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if got := reg.requests(); len(got) != 3 || reg.count(http.MethodHead, "/manifests/1") != 3 {
+		if got := reg.Requests(); len(got) != 3 || reg.Count(http.MethodHead, "/manifests/1") != 3 {
 			t.Errorf("requests = %q, want 3 HEADs", got)
 		}
 	})
@@ -393,10 +393,10 @@ func TestExistsAndResolve(t *testing.T) {
 
 func TestConcurrentCallersShareOneHandshake(t *testing.T) {
 	reg := newTestRegistry(t)
-	seed(t, reg.host+"/src/app:1", platformIndex(t, "linux/amd64"))
+	seed(t, reg.Host+"/src/app:1", platformIndex(t, "linux/amd64"))
 	tokens := tokenAuth(reg, "u", "p", false)
 	cfg := insecureConfig(reg)
-	cfg.Registries[reg.host] = config.RegistryAccess{Insecure: true, Pull: &config.Credentials{UsernameEnv: "U", PasswordEnv: "P"}}
+	cfg.Registries[reg.Host] = config.RegistryAccess{Insecure: true, Pull: &config.Credentials{UsernameEnv: "U", PasswordEnv: "P"}}
 	c := newClient(t, cfg, withGetenv(func(k string) string { return map[string]string{"U": "u", "P": "p"}[k] }))
 	var wg sync.WaitGroup
 	for range 8 {
@@ -414,8 +414,8 @@ func TestConcurrentCallersShareOneHandshake(t *testing.T) {
 
 func TestAHeadWithoutDigestIsAskedAgainWithGet(t *testing.T) {
 	reg := newTestRegistry(t)
-	want := seed(t, reg.host+"/src/app:1", platformIndex(t, "linux/amd64")).String()
-	reg.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+	want := seed(t, reg.Host+"/src/app:1", platformIndex(t, "linux/amd64")).String()
+	reg.SetIntercept(func(w http.ResponseWriter, r *http.Request) bool {
 		if r.Method == http.MethodHead && strings.Contains(r.URL.Path, "/manifests/") {
 			w.Header().Set("Content-Type", "application/vnd.oci.image.index.v1+json")
 			return true // no Docker-Content-Digest, as some registries answer
@@ -426,7 +426,7 @@ func TestAHeadWithoutDigestIsAskedAgainWithGet(t *testing.T) {
 	if err != nil || !ok || d.Digest != want || d.Size <= 0 {
 		t.Errorf("Exists() = %+v, %v, %v; want %s", d, ok, err, want)
 	}
-	if n := reg.count(http.MethodGet, "/manifests/1"); n != 1 {
+	if n := reg.Count(http.MethodGet, "/manifests/1"); n != 1 {
 		t.Errorf("GETs = %d, want 1", n)
 	}
 }

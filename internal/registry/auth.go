@@ -3,6 +3,8 @@ package registry
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -52,15 +54,19 @@ func (c *Client) credentials(host string, a access) (*config.Credentials, string
 
 // authenticator resolves who we are for repo: configured credentials,
 // else the provider's (ECR, Artifact Registry) for its target host, else
-// the extra pull keychain, else anonymous. source names where the
+// the copy's own pull credentials (perCopy, from copyAuth), else the
+// Client's pull keychain, else anonymous. source names where the
 // credentials come from, for error hints; it is "" for anonymous.
-func (c *Client) authenticator(ctx context.Context, repo name.Repository, a access) (authn.Authenticator, string, error) {
+func (c *Client) authenticator(ctx context.Context, repo name.Repository, a access, perCopy authn.Authenticator) (authn.Authenticator, string, error) {
 	host := canonicalHost(repo.RegistryStr())
 	if creds, path := c.credentials(host, a); creds != nil {
 		return &configAuth{c: c, creds: creds, path: path, host: host}, path, nil
 	}
-	if az, ok := c.provider.(Authorizer); ok && c.providerHost == host {
-		return providerAuth{az}, "targetProvider", nil
+	if c.isProviderHost(host) {
+		return providerAuth{c.provider.(Authorizer)}, "targetProvider", nil
+	}
+	if perCopy != nil {
+		return perCopy, "imagePullSecrets", nil
 	}
 	if a == pull && c.pullKeychain != nil {
 		auth, err := authn.Resolve(ctx, c.pullKeychain, repo)
@@ -72,6 +78,65 @@ func (c *Client) authenticator(ctx context.Context, repo name.Repository, a acce
 		}
 	}
 	return authn.Anonymous, "", nil
+}
+
+// isProviderHost reports whether the provider authorizes requests to host.
+func (c *Client) isProviderHost(host string) bool {
+	_, ok := c.provider.(Authorizer)
+	return ok && c.providerHost == host
+}
+
+// copyAuth resolves the pull keychain of the running copy
+// (CopyOptions.PullKeychain, carried by ctx) for repo, when nothing that
+// comes before it in authenticator's order applies. It returns the
+// credentials and a digest of them that keys their transport, so that
+// copies with the same credentials share a transport and copies with
+// others do not; both are zero when the copy has no keychain or the
+// keychain nothing for repo. The keychain is not consulted when the
+// config has credentials for the host, so that a lazy keychain (the
+// webhook's, which reads Secrets) costs nothing then.
+func (c *Client) copyAuth(ctx context.Context, repo name.Repository) (authn.Authenticator, string, error) {
+	kc := pullKeychainFrom(ctx)
+	if kc == nil {
+		return nil, "", nil
+	}
+	host := canonicalHost(repo.RegistryStr())
+	if creds, _ := c.credentials(host, pull); creds != nil || c.isProviderHost(host) {
+		return nil, "", nil
+	}
+	auth, err := authn.Resolve(ctx, kc, repo)
+	if err != nil {
+		return nil, "", fmt.Errorf("resolving image pull secrets for %s: %w", host, err)
+	}
+	if auth == nil || auth == authn.Anonymous {
+		return nil, "", nil
+	}
+	ac, err := authn.Authorization(ctx, auth)
+	if err != nil {
+		return nil, "", fmt.Errorf("resolving image pull secrets for %s: %w", host, err)
+	}
+	h := sha256.New()
+	for _, f := range []string{ac.Username, ac.Password, ac.Auth, ac.IdentityToken, ac.RegistryToken} {
+		h.Write([]byte(f))
+		h.Write([]byte{0})
+	}
+	return authn.FromConfig(*ac), hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// pullKeychainKey carries CopyOptions.PullKeychain from Copy to the
+// transports it makes, through helpers shared with Exists and Resolve.
+type pullKeychainKey struct{}
+
+func withPullKeychain(ctx context.Context, kc authn.Keychain) context.Context {
+	if kc == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, pullKeychainKey{}, kc)
+}
+
+func pullKeychainFrom(ctx context.Context) authn.Keychain {
+	kc, _ := ctx.Value(pullKeychainKey{}).(authn.Keychain)
+	return kc
 }
 
 // hint says which key to check after a refusal, for StatusError.Hint.

@@ -31,7 +31,7 @@ func indexBytes(b *testing.B, idx v1.ImageIndex) int64 {
 func BenchmarkCopyIndex(b *testing.B) {
 	src := newTestRegistry(b)
 	idx := platformIndex(b, "linux/amd64", "linux/arm64", "linux/s390x")
-	seed(b, src.host+"/src/app:1.0", idx)
+	seed(b, src.Host+"/src/app:1.0", idx)
 	b.SetBytes(indexBytes(b, idx))
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
@@ -53,7 +53,7 @@ func BenchmarkCopyIndex(b *testing.B) {
 // has the image (one HEAD at each end).
 func BenchmarkCopyIndexUpToDate(b *testing.B) {
 	src, dst := newTestRegistry(b), newTestRegistry(b)
-	seed(b, src.host+"/src/app:1.0", platformIndex(b, "linux/amd64", "linux/arm64", "linux/s390x"))
+	seed(b, src.Host+"/src/app:1.0", platformIndex(b, "linux/amd64", "linux/arm64", "linux/s390x"))
 	c := newClient(b, insecureConfig(src, dst))
 	from, to := src.ref(b, "src/app:1.0"), dst.ref(b, "mirror/app:1.0")
 	if _, err := c.Copy(b.Context(), from, to, CopyOptions{}); err != nil {
@@ -70,7 +70,7 @@ func BenchmarkCopyIndexUpToDate(b *testing.B) {
 // BenchmarkExists is the admission check: one HEAD with a cached token.
 func BenchmarkExists(b *testing.B) {
 	reg := newTestRegistry(b)
-	seed(b, reg.host+"/src/app:1.0", platformIndex(b, "linux/amd64"))
+	seed(b, reg.Host+"/src/app:1.0", platformIndex(b, "linux/amd64"))
 	c := newClient(b, insecureConfig(reg))
 	ref := reg.ref(b, "src/app:1.0")
 	b.ReportAllocs()

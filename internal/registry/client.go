@@ -260,6 +260,9 @@ type transportKey struct {
 	repo   string
 	access access
 	extra  string // further scopes, for cross-repository mounts
+	// auth tells apart transports made with a copy's own pull credentials
+	// (CopyOptions.PullKeychain): a digest of them, "" for the Client's.
+	auth string
 }
 
 type cachedTransport struct {
@@ -291,6 +294,13 @@ func (c *Client) transport(ctx context.Context, repo name.Repository, a access, 
 	}
 	scopes = append(scopes, extra...)
 	key := transportKey{repo: repo.String(), access: a, extra: strings.Join(extra, " ")}
+	var perCopy authn.Authenticator
+	if a == pull {
+		var err error
+		if perCopy, key.auth, err = c.copyAuth(ctx, repo); err != nil {
+			return nil, "imagePullSecrets", err
+		}
+	}
 
 	c.mu.Lock()
 	ct, ok := c.transports[key]
@@ -304,7 +314,7 @@ func (c *Client) transport(ctx context.Context, repo name.Repository, a access, 
 		go func() {
 			defer cancel()
 			defer close(ct.done)
-			auth, source, err := c.authenticator(hctx, repo, a)
+			auth, source, err := c.authenticator(hctx, repo, a, perCopy)
 			ct.source = source
 			if err != nil {
 				ct.err = err

@@ -41,13 +41,19 @@ import (
 // added later arrive. When only that part fails, the image has been copied
 // and verified: the CopyResult describes it and the error says so.
 //
+// The source is pulled with the config's credentials for its host, else
+// opts.PullKeychain (a Pod's imagePullSecrets), else the Client's
+// WithPullKeychain, else anonymously; the Client's cached transports are
+// shared, those made with opts.PullKeychain only between copies that
+// resolve to the same credentials.
+//
 // Errors name src and dst, the step that failed and, for refusals, the
 // config key to check; they never contain credentials.
 func (c *Client) Copy(ctx context.Context, src, dst reference.Reference, opts CopyOptions) (CopyResult, error) {
 	start := time.Now()
 	stats := &copyStats{}
 	cp := &copier{c: c, src: src, dst: dst, opts: opts}
-	res, err := cp.run(withStats(ctx, stats))
+	res, err := cp.run(withPullKeychain(withStats(ctx, stats), opts.PullKeychain))
 	res.Bytes = stats.uploaded.Load()
 	res.Duration = time.Since(start)
 	if err != nil {

@@ -19,7 +19,7 @@ import (
 func TestCopyOfAnIndexKeepsItsDigestAndEveryPlatform(t *testing.T) {
 	src, dst := newTestRegistry(t), newTestRegistry(t)
 	idx := platformIndex(t, "linux/amd64", "linux/arm64/v8", "linux/s390x")
-	want := seed(t, src.host+"/src/app:1.0", idx).String()
+	want := seed(t, src.Host+"/src/app:1.0", idx).String()
 	c := newClient(t, insecureConfig(src, dst))
 
 	var progress []Progress
@@ -32,8 +32,8 @@ func TestCopyOfAnIndexKeepsItsDigestAndEveryPlatform(t *testing.T) {
 	if !res.Copied || res.Digest != want {
 		t.Errorf("Copy() = %+v, want Copied with digest %s", res, want)
 	}
-	if got := string(rawManifest(t, dst.host+"/mirror/app:1.0")); got != string(rawManifest(t, src.host+"/src/app:1.0")) {
-		t.Errorf("target index bytes differ from the source's:\n%s\n%s", got, rawManifest(t, src.host+"/src/app:1.0"))
+	if got := string(rawManifest(t, dst.Host+"/mirror/app:1.0")); got != string(rawManifest(t, src.Host+"/src/app:1.0")) {
+		t.Errorf("target index bytes differ from the source's:\n%s\n%s", got, rawManifest(t, src.Host+"/src/app:1.0"))
 	}
 	im, err := idx.IndexManifest()
 	if err != nil {
@@ -41,7 +41,7 @@ func TestCopyOfAnIndexKeepsItsDigestAndEveryPlatform(t *testing.T) {
 	}
 	var blobBytes int64
 	for _, m := range im.Manifests {
-		if _, err := remote.Head(parseRef(t, dst.host+"/mirror/app@"+m.Digest.String())); err != nil {
+		if _, err := remote.Head(parseRef(t, dst.Host+"/mirror/app@"+m.Digest.String())); err != nil {
 			t.Errorf("target lacks child %s (%s): %v", m.Digest, m.Platform, err)
 		}
 		img, err := idx.Image(m.Digest)
@@ -64,7 +64,7 @@ func TestCopyOfAnIndexKeepsItsDigestAndEveryPlatform(t *testing.T) {
 
 func TestCopyToATargetThatHasTheImageIsOneHead(t *testing.T) {
 	src, dst := newTestRegistry(t), newTestRegistry(t)
-	want := seed(t, src.host+"/src/app:1.0", platformIndex(t, "linux/amd64", "linux/arm64", "linux/ppc64le")).String()
+	want := seed(t, src.Host+"/src/app:1.0", platformIndex(t, "linux/amd64", "linux/arm64", "linux/ppc64le")).String()
 	c := newClient(t, insecureConfig(src, dst))
 	if _, err := c.Copy(t.Context(), src.ref(t, "src/app:1.0"), dst.ref(t, "mirror/app:1.0"), CopyOptions{}); err != nil {
 		t.Fatal(err)
@@ -83,8 +83,8 @@ func TestCopyToATargetThatHasTheImageIsOneHead(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			src.reset()
-			dst.reset()
+			src.Reset()
+			dst.Reset()
 			res, err := c.Copy(t.Context(), src.ref(t, tt.src), dst.ref(t, "mirror/app:1.0"), CopyOptions{})
 			if err != nil {
 				t.Fatal(err)
@@ -92,10 +92,10 @@ func TestCopyToATargetThatHasTheImageIsOneHead(t *testing.T) {
 			if res.Copied || res.Digest != want || res.Bytes != 0 {
 				t.Errorf("Copy() = %+v, want not copied, digest %s, 0 bytes", res, want)
 			}
-			if got := src.requests(); !slices.Equal(got, tt.srcWant) {
+			if got := src.Requests(); !slices.Equal(got, tt.srcWant) {
 				t.Errorf("source requests = %q, want %q", got, tt.srcWant)
 			}
-			if got := dst.requests(); !slices.Equal(got, tt.dstWant) {
+			if got := dst.Requests(); !slices.Equal(got, tt.dstWant) {
 				t.Errorf("target requests = %q, want %q", got, tt.dstWant)
 			}
 		})
@@ -116,23 +116,23 @@ func TestCopyDoesNotResendBlobsTheTargetHas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seed(t, src.host+"/src/base:1", base)
-	seed(t, src.host+"/src/derived:1", derived)
+	seed(t, src.Host+"/src/base:1", base)
+	seed(t, src.Host+"/src/derived:1", derived)
 	c := newClient(t, insecureConfig(src, dst))
 	if _, err := c.Copy(t.Context(), src.ref(t, "src/base:1"), dst.ref(t, "mirror/base:1"), CopyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 
-	dst.reset()
+	dst.Reset()
 	res, err := c.Copy(t.Context(), src.ref(t, "src/derived:1"), dst.ref(t, "mirror/derived:1"), CopyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Only the new layer and the new config are uploaded.
-	if n := dst.count(http.MethodPost, "/blobs/uploads"); n != 2 {
-		t.Errorf("blob uploads started = %d, want 2 (the extra layer and the config); requests: %q", n, dst.requests())
+	if n := dst.Count(http.MethodPost, "/blobs/uploads"); n != 2 {
+		t.Errorf("blob uploads started = %d, want 2 (the extra layer and the config); requests: %q", n, dst.Requests())
 	}
-	if n := dst.count(http.MethodPut, "/blobs/uploads"); n != 2 {
+	if n := dst.Count(http.MethodPut, "/blobs/uploads"); n != 2 {
 		t.Errorf("blob uploads committed = %d, want 2", n)
 	}
 	layerSize, _ := extra.Size()
@@ -148,13 +148,13 @@ func TestCopyMountsBlobsFromAnotherRepositoryOfTheSameRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seed(t, reg.host+"/src/app:1", img)
+	seed(t, reg.Host+"/src/app:1", img)
 	_ = img
 
 	// The in-process registry shares blobs between repositories; make it
 	// answer per repository, as real registries do, and honour mounts.
 	var mounts atomic.Int32
-	reg.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+	reg.SetIntercept(func(w http.ResponseWriter, r *http.Request) bool {
 		if !strings.HasPrefix(r.URL.Path, "/v2/mirror/") {
 			return false
 		}
@@ -171,7 +171,7 @@ func TestCopyMountsBlobsFromAnotherRepositoryOfTheSameRegistry(t *testing.T) {
 		return false
 	})
 	c := newClient(t, insecureConfig(reg))
-	reg.reset()
+	reg.Reset()
 	res, err := c.Copy(t.Context(), reg.ref(t, "src/app:1"), reg.ref(t, "mirror/app:1"), CopyOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -179,29 +179,29 @@ func TestCopyMountsBlobsFromAnotherRepositoryOfTheSameRegistry(t *testing.T) {
 	if mounts.Load() != 3 || res.Bytes != 0 {
 		t.Errorf("mounts = %d, uploaded bytes = %d; want 3 mounts (2 layers, 1 config) and nothing uploaded", mounts.Load(), res.Bytes)
 	}
-	if n := reg.count(http.MethodPatch, "/blobs/uploads"); n != 0 {
+	if n := reg.Count(http.MethodPatch, "/blobs/uploads"); n != 0 {
 		t.Errorf("blob PATCH requests = %d, want 0", n)
 	}
 }
 
 func TestCopyNeverMovesATagUnlessAskedTo(t *testing.T) {
 	src, dst := newTestRegistry(t), newTestRegistry(t)
-	want := seed(t, src.host+"/src/app:1.0", platformIndex(t, "linux/amd64")).String()
-	other := seed(t, dst.host+"/mirror/app:1.0", platformIndex(t, "linux/amd64")).String()
+	want := seed(t, src.Host+"/src/app:1.0", platformIndex(t, "linux/amd64")).String()
+	other := seed(t, dst.Host+"/mirror/app:1.0", platformIndex(t, "linux/amd64")).String()
 	c := newClient(t, insecureConfig(src, dst))
 
 	_, err := c.Copy(t.Context(), src.ref(t, "src/app:1.0"), dst.ref(t, "mirror/app:1.0"), CopyOptions{})
 	if !errors.Is(err, ErrTagExists) {
 		t.Fatalf("Copy() = %v, want ErrTagExists", err)
 	}
-	wantMsg := "copying " + src.host + "/src/app:1.0 to " + dst.host + "/mirror/app:1.0: " + dst.host + "/mirror/app:1.0 points to " + other + ": " + ErrTagExists.Error()
+	wantMsg := "copying " + src.Host + "/src/app:1.0 to " + dst.Host + "/mirror/app:1.0: " + dst.Host + "/mirror/app:1.0 points to " + other + ": " + ErrTagExists.Error()
 	if err.Error() != wantMsg {
 		t.Errorf("error =\n%s\nwant\n%s", err, wantMsg)
 	}
 	if Retryable(err) {
 		t.Error("Retryable(ErrTagExists) = true, want false")
 	}
-	if got := string(rawManifest(t, dst.host+"/mirror/app:1.0")); digestOfBytes(got) != other {
+	if got := string(rawManifest(t, dst.Host+"/mirror/app:1.0")); digestOfBytes(got) != other {
 		t.Errorf("the refused copy changed the target tag")
 	}
 
@@ -209,7 +209,7 @@ func TestCopyNeverMovesATagUnlessAskedTo(t *testing.T) {
 	if err != nil || !res.Copied || res.Digest != want {
 		t.Fatalf("Copy(Overwrite) = %+v, %v; want copied %s", res, err, want)
 	}
-	if d, _ := remote.Head(parseRef(t, dst.host+"/mirror/app:1.0")); d == nil || d.Digest.String() != want {
+	if d, _ := remote.Head(parseRef(t, dst.Host+"/mirror/app:1.0")); d == nil || d.Digest.String() != want {
 		t.Errorf("target tag = %s, want %s", d.Digest, want)
 	}
 }
@@ -222,7 +222,7 @@ func digestOfBytes(s string) string {
 func TestCopyWithPlatformsWritesAFilteredIndex(t *testing.T) {
 	src, dst := newTestRegistry(t), newTestRegistry(t)
 	idx := platformIndex(t, "linux/amd64", "linux/arm64/v8", "linux/arm/v7")
-	srcDigest := seed(t, src.host+"/src/app:1.0", idx).String()
+	srcDigest := seed(t, src.Host+"/src/app:1.0", idx).String()
 	c := newClient(t, insecureConfig(src, dst))
 
 	tests := []struct {
@@ -244,7 +244,7 @@ func TestCopyWithPlatformsWritesAFilteredIndex(t *testing.T) {
 			if !res.Copied || res.Digest == srcDigest {
 				t.Errorf("Copy() = %+v, want a copy with a new digest", res)
 			}
-			raw := rawManifest(t, dst.host+"/mirror/app:"+tag)
+			raw := rawManifest(t, dst.Host+"/mirror/app:"+tag)
 			if digestOfBytes(string(raw)) != res.Digest {
 				t.Errorf("target digest %s, CopyResult.Digest %s", digestOfBytes(string(raw)), res.Digest)
 			}
@@ -266,12 +266,12 @@ func TestCopyWithPlatformsWritesAFilteredIndex(t *testing.T) {
 				t.Errorf("index annotations = %v, want the source's", im.Annotations)
 			}
 			// Again: the filtered index is there, one HEAD at the target.
-			dst.reset()
+			dst.Reset()
 			again, err := c.Copy(t.Context(), src.ref(t, "src/app:1.0"), dst.ref(t, "mirror/app:"+tag), CopyOptions{Platforms: tt.platforms})
 			if err != nil || again.Copied || again.Digest != res.Digest {
 				t.Errorf("second Copy() = %+v, %v; want not copied, digest %s", again, err, res.Digest)
 			}
-			if got := dst.requests(); len(got) != 1 {
+			if got := dst.Requests(); len(got) != 1 {
 				t.Errorf("second copy's target requests = %q, want one HEAD", got)
 			}
 		})
@@ -288,11 +288,11 @@ func TestCopyWithPlatformsWritesAFilteredIndex(t *testing.T) {
 
 func TestCopyVerifiesTheTargetDigest(t *testing.T) {
 	src, dst := newTestRegistry(t), newTestRegistry(t)
-	seed(t, src.host+"/src/app:1.0", platformIndex(t, "linux/amd64"))
+	seed(t, src.Host+"/src/app:1.0", platformIndex(t, "linux/amd64"))
 	c := newClient(t, insecureConfig(src, dst))
 	// A target that re-serialises what it stores answers another digest.
 	var puts atomic.Int32
-	dst.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+	dst.SetIntercept(func(w http.ResponseWriter, r *http.Request) bool {
 		if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/manifests/1.0") {
 			puts.Add(1)
 		}
@@ -326,11 +326,11 @@ func (f *fakeProvider) EnsureRepository(_ context.Context, repository string) er
 
 func TestCopyEnsuresTheTargetRepositoryOnce(t *testing.T) {
 	src, dst := newTestRegistry(t), newTestRegistry(t)
-	seed(t, src.host+"/src/a:1", platformIndex(t, "linux/amd64"))
-	seed(t, src.host+"/src/a:2", platformIndex(t, "linux/amd64"))
-	seed(t, src.host+"/src/b:1", platformIndex(t, "linux/amd64"))
+	seed(t, src.Host+"/src/a:1", platformIndex(t, "linux/amd64"))
+	seed(t, src.Host+"/src/a:2", platformIndex(t, "linux/amd64"))
+	seed(t, src.Host+"/src/b:1", platformIndex(t, "linux/amd64"))
 	cfg := insecureConfig(src, dst)
-	cfg.TargetRegistry = dst.host + "/mirror"
+	cfg.TargetRegistry = dst.Host + "/mirror"
 	p := &fakeProvider{}
 	c := newClient(t, cfg, WithProvider(p))
 	for _, s := range []string{"a:1", "a:2", "b:1"} {
@@ -344,7 +344,7 @@ func TestCopyEnsuresTheTargetRepositoryOnce(t *testing.T) {
 
 	p.err = &cloudError{Op: "ECR CreateRepository", StatusCode: 400, Code: "InvalidParameterException", Message: "Invalid parameter"}
 	_, err := c.Copy(t.Context(), src.ref(t, "src/a:1"), dst.ref(t, "mirror/c:1"), CopyOptions{})
-	want := "creating repository " + dst.host + "/mirror/c: ECR CreateRepository: 400 Bad Request: InvalidParameterException: Invalid parameter"
+	want := "creating repository " + dst.Host + "/mirror/c: ECR CreateRepository: 400 Bad Request: InvalidParameterException: Invalid parameter"
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("Copy() = %v, want an error containing %q", err, want)
 	}

@@ -407,7 +407,7 @@ func TestAWSCredentialsComeFromTheClusterSources(t *testing.T) {
 func TestCopyToECRCreatesTheRepositoryAndPushesWithItsToken(t *testing.T) {
 	aws := newFakeAWS(t)
 	src, ecrRegistry := newTestRegistry(t), newTestRegistry(t)
-	seed(t, src.host+"/src/app:1", platformIndex(t, "linux/amd64"))
+	seed(t, src.Host+"/src/app:1", platformIndex(t, "linux/amd64"))
 	tokenAuth(ecrRegistry, "AWS", "eyJwYXlsb2FkIjoiZXhhbXBsZSJ9", true) // ECR speaks basic auth
 
 	const ecrHost = "123456789012.dkr.ecr.us-east-1.amazonaws.com"

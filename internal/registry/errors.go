@@ -289,3 +289,10 @@ func cleanError(err error, hint func(code int) string) error {
 	}
 	return err
 }
+
+// Refused reports whether err is a registry's refusal of the credentials
+// used (HTTP 401 or 403): other credentials may succeed where these did not.
+func Refused(err error) bool {
+	code, ok := statusCode(err)
+	return ok && (code == http.StatusUnauthorized || code == http.StatusForbidden)
+}

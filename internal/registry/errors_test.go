@@ -20,7 +20,7 @@ import (
 // answer makes a test registry answer manifest requests with status and
 // headers.
 func answer(reg *testRegistry, status int, headers map[string]string, body string) {
-	reg.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+	reg.SetIntercept(func(w http.ResponseWriter, r *http.Request) bool {
 		if !strings.Contains(r.URL.Path, "/manifests/") {
 			return false
 		}
@@ -139,7 +139,7 @@ func TestA429SaysWhenToRetry(t *testing.T) {
 	// A GET carries the registry's message; anonymous callers are told
 	// that credentials raise the limit.
 	_, err = c.Copy(t.Context(), src.ref(t, "src/app:1"), dst.ref(t, "mirror/app:1"), CopyOptions{Platforms: []Platform{{OS: "linux", Architecture: "amd64"}}})
-	want := fmt.Sprintf("copying %[1]s/src/app:1 to %[2]s/mirror/app:1: pulling manifest: 429 Too Many Requests: You have reached your pull rate limit. (anonymous requests have a lower limit; configure registries[%[1]q].pull credentials)", src.host, dst.host)
+	want := fmt.Sprintf("copying %[1]s/src/app:1 to %[2]s/mirror/app:1: pulling manifest: 429 Too Many Requests: You have reached your pull rate limit. (anonymous requests have a lower limit; configure registries[%[1]q].pull credentials)", src.Host, dst.Host)
 	if err == nil || err.Error() != want {
 		t.Errorf("Copy() error =\n%v\nwant\n%s", err, want)
 	}
@@ -172,8 +172,8 @@ func TestParseRetryAfter(t *testing.T) {
 
 func TestRateLimitHeadersReachTheHook(t *testing.T) {
 	reg := newTestRegistry(t)
-	seed(t, reg.host+"/library/x:1", platformIndex(t, "linux/amd64"))
-	reg.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+	seed(t, reg.Host+"/library/x:1", platformIndex(t, "linux/amd64"))
+	reg.SetIntercept(func(w http.ResponseWriter, r *http.Request) bool {
 		if strings.Contains(r.URL.Path, "/manifests/") {
 			w.Header().Set("RateLimit-Limit", "100;w=21600")
 			w.Header().Set("RateLimit-Remaining", "76;w=21600")

@@ -1,12 +1,6 @@
 package registry
 
 import (
-	"io"
-	"log"
-	"net/http"
-	"net/http/httptest"
-	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -20,77 +14,26 @@ import (
 
 	"github.com/image-swapper/image-swapper/internal/config"
 	"github.com/image-swapper/image-swapper/internal/reference"
+	"github.com/image-swapper/image-swapper/internal/registrytest"
 )
 
 // testRegistry is an in-process OCI registry that records the requests it
-// serves.
+// serves, with references parsed the way this package takes them.
 type testRegistry struct {
-	*httptest.Server
-	host string // "127.0.0.1:port"
-
-	mu   sync.Mutex
-	reqs []string // "HEAD /v2/src/app/manifests/1.0"
-	// intercept, when set, may answer a request itself (returning true).
-	intercept func(w http.ResponseWriter, r *http.Request) bool
+	*registrytest.Registry
 }
 
 // newTestRegistry starts a registry with the referrers API unless told
 // otherwise.
 func newTestRegistry(t testing.TB, opts ...ggcrregistry.Option) *testRegistry {
 	t.Helper()
-	opts = append([]ggcrregistry.Option{ggcrregistry.WithReferrersSupport(true), ggcrregistry.Logger(log.New(io.Discard, "", 0))}, opts...)
-	inner := ggcrregistry.New(opts...)
-	tr := &testRegistry{}
-	tr.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tr.mu.Lock()
-		tr.reqs = append(tr.reqs, r.Method+" "+r.URL.Path)
-		intercept := tr.intercept
-		tr.mu.Unlock()
-		if intercept != nil && intercept(w, r) {
-			return
-		}
-		inner.ServeHTTP(w, r)
-	}))
-	t.Cleanup(tr.Close)
-	tr.host = strings.TrimPrefix(tr.URL, "http://")
-	return tr
-}
-
-// requests returns the requests served since the last reset.
-func (tr *testRegistry) requests() []string {
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	return append([]string(nil), tr.reqs...)
-}
-
-func (tr *testRegistry) reset() {
-	tr.mu.Lock()
-	tr.reqs = nil
-	tr.mu.Unlock()
-}
-
-// count counts requests with method whose path contains part.
-func (tr *testRegistry) count(method, part string) int {
-	n := 0
-	for _, r := range tr.requests() {
-		m, p, _ := strings.Cut(r, " ")
-		if m == method && strings.Contains(p, part) {
-			n++
-		}
-	}
-	return n
-}
-
-func (tr *testRegistry) setIntercept(f func(w http.ResponseWriter, r *http.Request) bool) {
-	tr.mu.Lock()
-	tr.intercept = f
-	tr.mu.Unlock()
+	return &testRegistry{registrytest.New(t, opts...)}
 }
 
 // ref parses a reference in this registry: tr.ref(t, "src/app:1.0").
 func (tr *testRegistry) ref(t testing.TB, s string) reference.Reference {
 	t.Helper()
-	r, err := reference.Parse(tr.host + "/" + s)
+	r, err := reference.Parse(tr.Host + "/" + s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +44,7 @@ func (tr *testRegistry) ref(t testing.TB, s string) reference.Reference {
 func insecureConfig(regs ...*testRegistry) *config.Config {
 	cfg := &config.Config{Registries: map[string]config.RegistryAccess{}}
 	for _, r := range regs {
-		cfg.Registries[r.host] = config.RegistryAccess{Insecure: true}
+		cfg.Registries[r.Host] = config.RegistryAccess{Insecure: true}
 	}
 	return cfg
 }

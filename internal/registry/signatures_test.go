@@ -66,33 +66,33 @@ func TestCopySignaturesCopiesCosignTagsAndReferrers(t *testing.T) {
 			src := newTestRegistry(t, ggcrregistry.WithReferrersSupport(tt.srcAPI))
 			dst := newTestRegistry(t, ggcrregistry.WithReferrersSupport(tt.dstAPI))
 			idx := platformIndex(t, "linux/amd64", "linux/arm64")
-			digest := seed(t, src.host+"/src/app:1.0", idx).String()
+			digest := seed(t, src.Host+"/src/app:1.0", idx).String()
 			sig, err := random.Image(128, 1)
 			if err != nil {
 				t.Fatal(err)
 			}
 			sigTag := strings.Replace(digest, ":", "-", 1) + ".sig"
-			sigDigest := seed(t, src.host+"/src/app:"+sigTag, sig).String()
+			sigDigest := seed(t, src.Host+"/src/app:"+sigTag, sig).String()
 
 			im, _ := idx.IndexManifest()
 			child := im.Manifests[1]
 			mt, _ := idx.MediaType()
 			size, _ := idx.Size()
-			topRef := attach(t, src.host+"/src/app", v1.Descriptor{MediaType: mt, Digest: mustHash(t, digest), Size: size})
-			childRef := attach(t, src.host+"/src/app", child)
+			topRef := attach(t, src.Host+"/src/app", v1.Descriptor{MediaType: mt, Digest: mustHash(t, digest), Size: size})
+			childRef := attach(t, src.Host+"/src/app", child)
 
 			c := newClient(t, insecureConfig(src, dst))
 			res, err := c.Copy(t.Context(), src.ref(t, "src/app:1.0"), dst.ref(t, "mirror/app:1.0"), CopyOptions{CopySignatures: true})
 			if err != nil || !res.Copied {
 				t.Fatalf("Copy() = %+v, %v", res, err)
 			}
-			if d, err := remote.Head(parseRef(t, dst.host+"/mirror/app:"+sigTag)); err != nil || d.Digest.String() != sigDigest {
+			if d, err := remote.Head(parseRef(t, dst.Host+"/mirror/app:"+sigTag)); err != nil || d.Digest.String() != sigDigest {
 				t.Errorf("target %s = %v, %v; want %s", sigTag, d, err, sigDigest)
 			}
-			if got := referrersOf(t, dst.host+"/mirror/app", digest); len(got) != 1 || got[0] != topRef {
+			if got := referrersOf(t, dst.Host+"/mirror/app", digest); len(got) != 1 || got[0] != topRef {
 				t.Errorf("target referrers of the index = %v, want [%s]", got, topRef)
 			}
-			if got := referrersOf(t, dst.host+"/mirror/app", child.Digest.String()); len(got) != 1 || got[0] != childRef {
+			if got := referrersOf(t, dst.Host+"/mirror/app", child.Digest.String()); len(got) != 1 || got[0] != childRef {
 				t.Errorf("target referrers of %s = %v, want [%s]", child.Platform, got, childRef)
 			}
 		})
@@ -101,7 +101,7 @@ func TestCopySignaturesCopiesCosignTagsAndReferrers(t *testing.T) {
 
 func TestCopySignaturesWithoutSignaturesCopiesOnlyTheImage(t *testing.T) {
 	src, dst := newTestRegistry(t), newTestRegistry(t)
-	digest := seed(t, src.host+"/src/app:1.0", platformIndex(t, "linux/amd64")).String()
+	digest := seed(t, src.Host+"/src/app:1.0", platformIndex(t, "linux/amd64")).String()
 	c := newClient(t, insecureConfig(src, dst))
 	res, err := c.Copy(t.Context(), src.ref(t, "src/app:1.0"), dst.ref(t, "mirror/app:1.0"), CopyOptions{CopySignatures: true})
 	if err != nil || !res.Copied || res.Digest != digest {
@@ -109,7 +109,7 @@ func TestCopySignaturesWithoutSignaturesCopiesOnlyTheImage(t *testing.T) {
 	}
 	for _, suffix := range cosignSuffixes {
 		tag := strings.Replace(digest, ":", "-", 1) + suffix
-		if _, err := remote.Head(parseRef(t, dst.host+"/mirror/app:"+tag)); err == nil {
+		if _, err := remote.Head(parseRef(t, dst.Host+"/mirror/app:"+tag)); err == nil {
 			t.Errorf("target has %s, which the source has not", tag)
 		}
 	}
@@ -117,20 +117,20 @@ func TestCopySignaturesWithoutSignaturesCopiesOnlyTheImage(t *testing.T) {
 
 func TestCopySignaturesBringsLaterSignaturesToAnExistingImage(t *testing.T) {
 	src, dst := newTestRegistry(t), newTestRegistry(t)
-	digest := seed(t, src.host+"/src/app:1.0", platformIndex(t, "linux/amd64")).String()
+	digest := seed(t, src.Host+"/src/app:1.0", platformIndex(t, "linux/amd64")).String()
 	c := newClient(t, insecureConfig(src, dst))
 	if _, err := c.Copy(t.Context(), src.ref(t, "src/app:1.0"), dst.ref(t, "mirror/app:1.0"), CopyOptions{CopySignatures: true}); err != nil {
 		t.Fatal(err)
 	}
 	sig, _ := random.Image(128, 1)
 	sigTag := strings.Replace(digest, ":", "-", 1) + ".sig"
-	sigDigest := seed(t, src.host+"/src/app:"+sigTag, sig).String()
+	sigDigest := seed(t, src.Host+"/src/app:"+sigTag, sig).String()
 
 	res, err := c.Copy(t.Context(), src.ref(t, "src/app:1.0"), dst.ref(t, "mirror/app:1.0"), CopyOptions{CopySignatures: true})
 	if err != nil || res.Copied {
 		t.Fatalf("Copy() = %+v, %v; want the image not copied again", res, err)
 	}
-	if d, err := remote.Head(parseRef(t, dst.host+"/mirror/app:"+sigTag)); err != nil || d.Digest.String() != sigDigest {
+	if d, err := remote.Head(parseRef(t, dst.Host+"/mirror/app:"+sigTag)); err != nil || d.Digest.String() != sigDigest {
 		t.Errorf("target %s = %v, %v; want %s", sigTag, d, err, sigDigest)
 	}
 }

@@ -6,6 +6,8 @@ package registry
 import (
 	"errors"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
 )
 
 // Descriptor identifies a manifest in a registry.
@@ -34,6 +36,12 @@ type CopyOptions struct {
 	CopySignatures bool
 	// Progress, when set, is called as blobs are written; it must be cheap.
 	Progress func(Progress)
+	// PullKeychain, when set, holds this copy's credentials for the
+	// source, such as a Pod's imagePullSecrets. It is consulted after the
+	// config's credentials for the source host (which win) and before
+	// the Client's WithPullKeychain; it is resolved when the source is
+	// first reached, and only if the config has no credentials for it.
+	PullKeychain authn.Keychain
 }
 
 // Progress reports how far a copy is.

@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/image-swapper/image-swapper/internal/selfsigned"
+	"github.com/image-swapper/image-swapper/internal/testenv"
 	"github.com/image-swapper/image-swapper/internal/webhook"
 )
 
@@ -58,11 +59,11 @@ var fixtures atomic.Int64
 // which only the test that serves url creates.
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	env, cfg := controlPlane(t)
+	plane := testenv.SharedControlPlane(t)
 	n := fixtures.Add(1)
 	f := &fixture{
 		t:          t,
-		admin:      kubernetes.NewForConfigOrDie(cfg),
+		admin:      kubernetes.NewForConfigOrDie(plane.Config()),
 		namespace:  fmt.Sprintf("selfsigned-%d", n),
 		configName: fmt.Sprintf("image-swapper-%d", n),
 		url:        "https://127.0.0.1:9/unused",
@@ -71,7 +72,7 @@ func newFixture(t *testing.T) *fixture {
 	if _, err := f.admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: f.namespace}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	f.kube, f.userConfig = f.user(env, fmt.Sprintf("image-swapper-%d", n), true)
+	f.kube, f.userConfig = f.user(plane.Env, fmt.Sprintf("image-swapper-%d", n), true)
 	return f
 }
 

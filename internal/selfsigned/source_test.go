@@ -22,6 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/image-swapper/image-swapper/internal/selfsigned"
+	"github.com/image-swapper/image-swapper/internal/testenv"
 )
 
 const day = 24 * time.Hour
@@ -406,8 +407,7 @@ func TestStartErrorsSayWhatIsWrong(t *testing.T) {
 		{
 			name: "missing permissions are named",
 			setup: func(f *fixture) selfsigned.Options {
-				env, _ := controlPlane(f.t)
-				f.kube, _ = f.user(env, "no-rbac-"+f.namespace, false)
+				f.kube, _ = f.user(testenv.SharedControlPlane(f.t).Env, "no-rbac-"+f.namespace, false)
 				return f.options(newClock())
 			},
 			want: []string{"forbidden", "get, create and update on Secret %NS%/image-swapper-tls", "docs/operations.md"},

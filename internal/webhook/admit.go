@@ -8,6 +8,7 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -46,6 +47,9 @@ type admission struct {
 	images []podImage
 	ctx    rules.Context
 	dryRun bool
+	// pull is the Pod's image pull credentials, for the mirror; nil when
+	// the server has no PullSecrets.
+	pull authn.Keychain
 }
 
 // swap is an image to replace.
@@ -119,18 +123,23 @@ func (a *admission) decide(ctx context.Context, m engine.Mirror) []engine.Decisi
 	out := make([]engine.Decision, len(a.images))
 	if m == nil || len(a.images) < 2 {
 		for i, im := range a.images {
-			out[i] = a.engine.Admit(ctx, engine.Subject{Image: im.image, Context: a.ctx}, m)
+			out[i] = a.engine.Admit(ctx, a.subject(im), m)
 		}
 		return out
 	}
 	var wg sync.WaitGroup
 	for i, im := range a.images {
 		wg.Go(func() {
-			out[i] = a.engine.Admit(ctx, engine.Subject{Image: im.image, Context: a.ctx}, m)
+			out[i] = a.engine.Admit(ctx, a.subject(im), m)
 		})
 	}
 	wg.Wait()
 	return out
+}
+
+// subject is what the engine decides on for im.
+func (a *admission) subject(im podImage) engine.Subject {
+	return engine.Subject{Image: im.image, Context: a.ctx, PullKeychain: a.pull}
 }
 
 // mutate swaps images. It never denies: /validate is the gate. A dry run
@@ -144,6 +153,10 @@ func (s *Server) mutate(ctx context.Context, req *podRequest, out *outcome) (*ad
 	m := s.mirror
 	if a.dryRun {
 		m = nil
+	}
+	if m != nil && s.pulls != nil {
+		// Reads nothing yet: only a copy asks the keychain.
+		a.pull = s.pulls.Keychain(out.namespace, &a.pod.Spec)
 	}
 	var swaps []swap
 	for i, d := range a.decide(ctx, m) {

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	dto "github.com/prometheus/client_model/go"
 	admissionv1 "k8s.io/api/admission/v1"
 
@@ -81,13 +82,13 @@ func (m *fakeMirror) Present(ctx context.Context, dst reference.Reference) (stri
 	return "", m.present[dst.String()], nil
 }
 
-func (m *fakeMirror) Enqueue(_, dst reference.Reference) {
+func (m *fakeMirror) Enqueue(_, dst reference.Reference, _ authn.Keychain) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.queued = append(m.queued, dst.String())
 }
 
-func (m *fakeMirror) Ensure(ctx context.Context, _, dst reference.Reference) (string, error) {
+func (m *fakeMirror) Ensure(ctx context.Context, _, dst reference.Reference, _ authn.Keychain) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if !m.ensureOK {
@@ -297,8 +298,8 @@ type blockingMirror struct{}
 func (blockingMirror) Present(context.Context, reference.Reference) (string, bool, error) {
 	return "", false, nil
 }
-func (blockingMirror) Enqueue(_, _ reference.Reference) {}
-func (blockingMirror) Ensure(ctx context.Context, _, _ reference.Reference) (string, error) {
+func (blockingMirror) Enqueue(_, _ reference.Reference, _ authn.Keychain) {}
+func (blockingMirror) Ensure(ctx context.Context, _, _ reference.Reference, _ authn.Keychain) (string, error) {
 	<-ctx.Done()
 	return "", ctx.Err()
 }

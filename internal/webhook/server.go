@@ -55,6 +55,10 @@ type Options struct {
 	// always consult; without it every swap the rules plan is made, as if
 	// the target had every image.
 	Mirror engine.Mirror
+	// PullSecrets, when set, gives the mirror each Pod's imagePullSecrets
+	// and its ServiceAccount's, to pull the sources it copies; they are
+	// read only for Pods whose images are copied.
+	PullSecrets *PullSecrets
 	// Logger receives one line per admission and the server's events.
 	Logger *slog.Logger
 	// Metrics are served on /metrics; NewMetrics if nil.
@@ -82,6 +86,7 @@ type Server struct {
 	certs      CertificateSource
 	namespaces NamespaceSource
 	mirror     engine.Mirror
+	pulls      *PullSecrets
 	stopping   atomic.Bool
 	handler    http.Handler
 }
@@ -119,6 +124,7 @@ func New(opts Options) (*Server, error) {
 		certs:      opts.Certificates,
 		namespaces: opts.Namespaces,
 		mirror:     opts.Mirror,
+		pulls:      opts.PullSecrets,
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/mutate", s.admissionHandler("mutate", s.mutate))

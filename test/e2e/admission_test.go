@@ -13,6 +13,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/image-swapper/image-swapper/internal/testenv"
 )
 
 // config is a configuration that swaps images of the source registry to
@@ -326,7 +328,7 @@ func (s *suite) testWait(t *testing.T) {
 }
 
 func (s *suite) testFallback(t *testing.T) {
-	target := startRegistry(t)
+	target := testenv.StartDockerRegistry(t, testenv.RegistryOptions{AllowDelete: true})
 	sw := s.startSwapper(t, swapperOptions{id: "fallback", config: s.config(target.Host, "", "")})
 	const ns, path = "fallback", "e2e/fallback:1.0"
 	s.namespace(t, ns, map[string]string{serverLabel: sw.id})
@@ -334,7 +336,7 @@ func (s *suite) testFallback(t *testing.T) {
 	seedImage(t, src)
 	// Its exit status on SIGTERM says nothing; what counts is that it is
 	// gone.
-	_ = target.stop()
+	_ = target.Stop()
 	fallbacks := sw.metric(t, "image_swapper_fallbacks_total")
 
 	t.Run("the original is kept with a warning when policy allows it", func(t *testing.T) {

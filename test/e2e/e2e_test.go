@@ -15,25 +15,15 @@
 package e2e_test
 
 import (
+	"fmt"
 	"os"
 	"testing"
+	"time"
+
+	"github.com/image-swapper/image-swapper/internal/testenv"
 )
 
-// inCI reports whether missing prerequisites are failures rather than
-// reasons to skip.
-func inCI() bool { return os.Getenv("CI") == "true" }
-
-// require skips the test for a missing prerequisite, or fails it in CI.
-func require(t *testing.T, ok bool, format string, args ...any) {
-	t.Helper()
-	if ok {
-		return
-	}
-	if inCI() {
-		t.Fatalf("CI=true: "+format, args...)
-	}
-	t.Skipf(format, args...)
-}
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 // TestAdmission runs every scenario against one control plane and one pair
 // of registries. The main server (swap: exists, swapping in namespaces
@@ -66,4 +56,21 @@ func TestAdmission(t *testing.T) {
 	t.Run("fallback", s.testFallback)
 	t.Run("gate", s.testGate)
 	t.Run("certificate rotation", s.testCertRotation)
+}
+
+// eventually calls check every interval until it returns nil or timeout
+// passes, and returns its last error. The timeouts callers give are
+// generous bounds for a loaded machine, not performance assertions.
+func eventually(timeout, interval time.Duration, check func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("still failing after %s: %w", timeout, err)
+		}
+		time.Sleep(interval)
+	}
 }

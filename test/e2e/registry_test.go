@@ -1,11 +1,6 @@
 package e2e_test
 
 import (
-	"errors"
-	"fmt"
-	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -17,102 +12,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
-
-// registryBinary is where Debian's docker-registry package installs
-// Distribution 2.8.
-const registryBinary = "/usr/bin/docker-registry"
-
-// registry is one running docker-registry.
-type registry struct {
-	// Host is "127.0.0.1:port", as image references name it.
-	Host string
-	proc *process
-}
-
-// startRegistry starts a docker-registry with filesystem storage on a free
-// 127.0.0.1 port, waits until /v2/ answers, and stops it when the test
-// ends (earlier with stop).
-func startRegistry(t *testing.T) *registry {
-	t.Helper()
-	_, err := os.Stat(registryBinary)
-	require(t, err == nil, "%s is missing (%v); `bash .ci/tools.sh apt docker-registry` installs it", registryBinary, err)
-	// The port is free when chosen but may be taken before the registry
-	// binds it; a registry that exits at once is started elsewhere.
-	var lastErr error
-	for range 3 {
-		r, err := tryStartRegistry(t)
-		if err == nil {
-			return r
-		}
-		lastErr = err
-	}
-	t.Fatalf("starting %s: %v", registryBinary, lastErr)
-	return nil
-}
-
-func tryStartRegistry(t *testing.T) (*registry, error) {
-	host, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	dir := t.TempDir()
-	config := fmt.Sprintf(`version: 0.1
-log:
-  level: warn
-  formatter: text
-storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
-    enabled: true
-http:
-  addr: %s
-  secret: image-swapper-e2e
-`, filepath.Join(dir, "storage"), host)
-	configPath := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
-		return nil, err
-	}
-	proc, err := startProcess("docker-registry on "+host, registryBinary, "serve", configPath)
-	if err != nil {
-		return nil, err
-	}
-	r := &registry{Host: host, proc: proc}
-	if err := r.waitReady(); err != nil {
-		_ = proc.stop(10 * time.Second)
-		return nil, fmt.Errorf("docker-registry on %s: %w\nits output:\n%s", host, err, proc.logs())
-	}
-	t.Cleanup(func() {
-		// A registry's exit status on SIGTERM says nothing about the test.
-		_ = r.stop()
-		if t.Failed() {
-			t.Logf("docker-registry on %s said:\n%s", host, proc.logs())
-		}
-	})
-	return r, nil
-}
-
-// waitReady polls /v2/ until the registry answers or exits.
-func (r *registry) waitReady() error {
-	client := &http.Client{Timeout: time.Second}
-	return eventually(30*time.Second, 100*time.Millisecond, func() error {
-		if !r.proc.running() {
-			return errors.New("exited before it answered /v2/")
-		}
-		resp, err := client.Get("http://" + r.Host + "/v2/")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET /v2/: %s", resp.Status)
-		}
-		return nil
-	})
-}
-
-// stop stops the registry; the test goes on without it.
-func (r *registry) stop() error { return r.proc.stop(10 * time.Second) }
 
 // ref parses "host/repo:tag" for a registry spoken to over plain HTTP.
 func ref(t *testing.T, s string) name.Reference {

@@ -7,15 +7,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/image-swapper/image-swapper/internal/testenv"
 )
 
 // serverNamespace is where image-swapper would run in a cluster; its
@@ -36,22 +34,15 @@ type suite struct {
 	kubeconfig string
 	binary     string
 	// src holds the images Pods name; dst is the mirror (target).
-	src, dst *registry
-	env      *envtest.Environment
+	src, dst *testenv.DockerRegistry
+	plane    *testenv.ControlPlane
 }
 
 // newSuite starts the control plane and the registries and builds the
 // binary; everything stops when t ends.
 func newSuite(t *testing.T) *suite {
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	require(t, assets != "", "KUBEBUILDER_ASSETS is not set: run `eval \"$(bash .ci/tools.sh kube)\"` to build kube-apiserver, link etcd and export it")
-	for _, bin := range []string{"kube-apiserver", "etcd"} {
-		if _, err := os.Stat(filepath.Join(assets, bin)); err != nil {
-			t.Fatalf("KUBEBUILDER_ASSETS=%s has no %s (`eval \"$(bash .ci/tools.sh kube)\"` puts both there): %v", assets, bin, err)
-		}
-	}
-	_, err := os.Stat(registryBinary)
-	require(t, err == nil, "%s is missing (%v); `bash .ci/tools.sh apt docker-registry` installs it", registryBinary, err)
+	assets := testenv.KubeAssets(t)
+	testenv.RequireRegistry(t)
 
 	start := time.Now()
 	// The build overlaps the control plane's start.
@@ -59,20 +50,18 @@ func newSuite(t *testing.T) *suite {
 		path string
 		err  error
 	}
-	buildDir := t.TempDir()
 	binc := make(chan built, 1)
 	go func() {
-		p, err := buildImageSwapper(buildDir)
+		p, err := testenv.BuildImageSwapper()
 		binc <- built{p, err}
 	}()
 
-	s := &suite{}
-	var cfg *rest.Config
-	s.env, cfg = startControlPlane(t, assets)
+	s := &suite{plane: testenv.StartControlPlane(t, assets)}
 	t.Logf("control plane up in %s", time.Since(start).Round(time.Millisecond))
-	s.src = startRegistry(t)
-	s.dst = startRegistry(t)
+	s.src = testenv.StartDockerRegistry(t, testenv.RegistryOptions{AllowDelete: true})
+	s.dst = testenv.StartDockerRegistry(t, testenv.RegistryOptions{AllowDelete: true})
 
+	cfg := s.plane.Config()
 	cfg.WarningHandlerWithContext = warningRecorder{}
 	s.kube = kubernetes.NewForConfigOrDie(cfg)
 	s.kubeconfig = s.serverKubeconfig(t)
@@ -85,43 +74,6 @@ func newSuite(t *testing.T) *suite {
 	s.binary = b.path
 	t.Logf("registries up and image-swapper built in %s", time.Since(start).Round(time.Millisecond))
 	return s
-}
-
-// startControlPlane starts etcd and kube-apiserver from assets and returns
-// the environment and an admin client configuration.
-func startControlPlane(t *testing.T, assets string) (*envtest.Environment, *rest.Config) {
-	t.Helper()
-	// envtest logs through controller-runtime's logger, which complains
-	// with a stack trace when nothing was set.
-	ctrllog.SetLogger(logr.Discard())
-	out := &lockedBuffer{}
-	env := &envtest.Environment{
-		BinaryAssetsDirectory: assets,
-		// Never a cluster from the environment: these tests create and
-		// label namespaces, including kube-system.
-		UseExistingCluster:       ptr.To(false),
-		ControlPlaneStartTimeout: 2 * time.Minute,
-		ControlPlaneStopTimeout:  time.Minute,
-	}
-	api := env.ControlPlane.GetAPIServer()
-	api.Out, api.Err = out, out
-	// Without it the API server tries to publish a 127.0.0.1 endpoint for
-	// the kubernetes Service, which it rejects, every few seconds.
-	api.Configure().Set("endpoint-reconciler-type", "none")
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatalf("starting kube-apiserver and etcd from %s: %v\nkube-apiserver said:\n%s", assets, err, tail(out.String()))
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("kube-apiserver said:\n%s", tail(out.String()))
-		}
-		if err := env.Stop(); err != nil {
-			t.Errorf("stopping the control plane: %v", err)
-		}
-	})
-	cfg.QPS, cfg.Burst = 1000, 2000
-	return env, cfg
 }
 
 // serverKubeconfig provisions serverUser with least privilege and writes
@@ -147,7 +99,7 @@ func (s *suite) serverKubeconfig(t *testing.T) string {
 	if _, err := s.kube.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	user, err := s.env.AddUser(envtest.User{Name: serverUser}, nil)
+	user, err := s.plane.Env.AddUser(envtest.User{Name: serverUser}, nil)
 	if err != nil {
 		t.Fatalf("adding user %s: %v", serverUser, err)
 	}
@@ -184,13 +136,4 @@ func (s *suite) namespace(t *testing.T, name string, labels map[string]string) {
 	if _, err := s.kube.CoreV1().Namespaces().Update(ctx, ns, metav1.UpdateOptions{}); err != nil {
 		t.Fatalf("labelling namespace %s: %v", name, err)
 	}
-}
-
-// tail shortens a process's output to its end.
-func tail(s string) string {
-	const keep = 32 << 10
-	if len(s) > keep {
-		return "...\n" + s[len(s)-keep:]
-	}
-	return s
 }

@@ -18,6 +18,8 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/image-swapper/image-swapper/internal/testenv"
 )
 
 // Labels the tests put on namespaces and Pods.
@@ -46,7 +48,7 @@ type swapper struct {
 	ca         *testCA
 	certs      *certDir
 	configPath string
-	proc       *process
+	proc       *testenv.Process
 	client     *http.Client
 	// probeNamespace is selected by this server's webhooks and swapped in
 	// by its configurations; startSwapper's readiness probe uses it.
@@ -119,12 +121,12 @@ func (s *suite) startSwapper(t *testing.T, opts swapperOptions) *swapper {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("image-swapper %s said:\n%s", sw.id, sw.proc.logs())
+			t.Logf("image-swapper %s said:\n%s", sw.id, sw.proc.Logs())
 		}
 		// A clean exit on SIGTERM is part of the contract (in-flight
 		// requests drained, background work stopped).
-		if err := sw.proc.stop(30 * time.Second); err != nil {
-			t.Errorf("image-swapper %s did not shut down cleanly on SIGTERM: %v\n%s", sw.id, err, sw.proc.logs())
+		if err := sw.proc.Stop(30 * time.Second); err != nil {
+			t.Errorf("image-swapper %s did not shut down cleanly on SIGTERM: %v\n%s", sw.id, err, sw.proc.Logs())
 		}
 	})
 
@@ -139,11 +141,11 @@ func (s *suite) startSwapper(t *testing.T, opts swapperOptions) *swapper {
 
 // start starts the process and waits until it is ready.
 func (sw *swapper) start(t *testing.T, s *suite, opts swapperOptions) error {
-	addr, err := freeAddr()
+	addr, err := testenv.FreeAddr()
 	if err != nil {
 		return err
 	}
-	proc, err := startProcess("image-swapper serve "+sw.id, s.binary, "serve",
+	proc, err := testenv.StartProcess("image-swapper serve "+sw.id, s.binary, "serve",
 		"--config", sw.configPath,
 		"--listen", addr,
 		"--tls-cert", sw.certs.CertFile(),
@@ -161,7 +163,7 @@ func (sw *swapper) start(t *testing.T, s *suite, opts swapperOptions) error {
 	}
 	sw.addr, sw.proc = addr, proc
 	err = eventually(60*time.Second, 100*time.Millisecond, func() error {
-		if !proc.running() {
+		if !proc.Running() {
 			return errors.New("exited")
 		}
 		resp, err := sw.client.Get("https://" + addr + "/readyz")
@@ -176,8 +178,8 @@ func (sw *swapper) start(t *testing.T, s *suite, opts swapperOptions) error {
 		return nil
 	})
 	if err != nil {
-		_ = proc.stop(10 * time.Second)
-		return fmt.Errorf("image-swapper serve on %s not ready: %w\nits output:\n%s", addr, err, proc.logs())
+		_ = proc.Stop(10 * time.Second)
+		return fmt.Errorf("image-swapper serve on %s not ready: %w\nits output:\n%s", addr, err, proc.Logs())
 	}
 	return nil
 }
@@ -359,7 +361,7 @@ func (sw *swapper) reload(t *testing.T, config string) {
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("reloading the configuration of image-swapper %s: %v\nits output:\n%s", sw.id, err, sw.proc.logs())
+		t.Fatalf("reloading the configuration of image-swapper %s: %v\nits output:\n%s", sw.id, err, sw.proc.Logs())
 	}
 }
 

@@ -19,10 +19,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/image-swapper/image-swapper/internal/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/expected-helm*.yaml from helm's output")
@@ -48,21 +49,7 @@ var wantImages = []string{
 	"Deployment demo-web initContainers[wait]: registry.example.com/docker.io/library/busybox:1.36",
 }
 
-// buildDir holds the image-swapper binary built for this test run.
-var buildDir string
-
-func TestMain(m *testing.M) {
-	flag.Parse()
-	dir, err := os.MkdirTemp("", "image-swapper-helm-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "creating a build directory:", err)
-		os.Exit(1)
-	}
-	buildDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 // renderer is one way of making Helm post-render with image-swapper.
 type renderer struct {
@@ -127,7 +114,7 @@ func TestPostRenderer(t *testing.T) {
 	for _, r := range renderers {
 		t.Run(r.name, func(t *testing.T) {
 			h := newHelm(t, r.helmEnv)
-			env, flags := r.setup(t, h, imageSwapper(t), config)
+			env, flags := r.setup(t, h, testenv.ImageSwapper(t), config)
 
 			t.Run("images are swapped and nothing else changes", func(t *testing.T) {
 				stdout, stderr, err := h.run(t, env, templateArgs(flags)...)
@@ -236,12 +223,7 @@ type helm struct {
 func newHelm(t *testing.T, env string) helm {
 	t.Helper()
 	bin := os.Getenv(env)
-	if bin == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not set: CI must run these tests against a real Helm (eval \"$(.ci/tools.sh helm)\" sets it)", env)
-		}
-		t.Skipf("%s is not set; eval \"$(.ci/tools.sh helm)\" builds Helm and sets it", env)
-	}
+	testenv.Require(t, bin != "", "%s is not set; eval \"$(.ci/tools.sh helm)\" builds Helm and sets it", env)
 	fi, err := os.Stat(bin)
 	if err != nil {
 		t.Fatalf("%s=%q: %v", env, bin, err)
@@ -309,50 +291,6 @@ func (h helm) run(t *testing.T, extraEnv []string, args ...string) (stdout, stde
 		t.Fatalf("running %s %s: %v", h.bin, strings.Join(args, " "), err)
 	}
 	return out.String(), errOut.String(), err
-}
-
-var swapper struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// imageSwapper builds ./cmd/image-swapper once per test run and returns the
-// binary's absolute path.
-func imageSwapper(t *testing.T) string {
-	t.Helper()
-	swapper.once.Do(func() {
-		root, err := moduleRoot()
-		if err != nil {
-			swapper.err = err
-			return
-		}
-		bin := filepath.Join(buildDir, "image-swapper")
-		cmd := exec.Command("go", "build", "-o", bin, "./cmd/image-swapper")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			swapper.err = fmt.Errorf("go build ./cmd/image-swapper in %s: %v\n%s", root, err, out)
-			return
-		}
-		swapper.path = bin
-	})
-	if swapper.err != nil {
-		t.Fatal(swapper.err)
-	}
-	return swapper.path
-}
-
-// moduleRoot is the directory of the go.mod this package belongs to.
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", fmt.Errorf("go env GOMOD: %q is not a module's go.mod", gomod)
-	}
-	return filepath.Dir(gomod), nil
 }
 
 func absPath(t *testing.T, path string) string {

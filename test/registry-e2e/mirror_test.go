@@ -21,6 +21,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/image-swapper/image-swapper/internal/registrytest"
+	"github.com/image-swapper/image-swapper/internal/testenv"
 )
 
 // seeded is an index pushed to a source registry.
@@ -189,12 +192,12 @@ func targetOf(target, sourceHost, path string) string {
 }
 
 func TestMirrorBetweenTwoDockerRegistries(t *testing.T) {
-	srcReg := startRegistry(t, registryOptions{})
-	dstReg := startRegistry(t, registryOptions{})
+	srcReg := testenv.StartDockerRegistry(t, testenv.RegistryOptions{})
+	dstReg := testenv.StartDockerRegistry(t, testenv.RegistryOptions{})
 	// image-swapper reaches both through counting proxies, so that the
 	// test sees every request it makes.
-	src := newCountingProxy(t, srcReg)
-	dst := newCountingProxy(t, dstReg)
+	src := registrytest.NewProxy(t, srcReg.Host)
+	dst := registrytest.NewProxy(t, dstReg.Host)
 	config := writeConfig(t, src.Host, dst.Host, map[string]any{
 		src.Host: map[string]any{"insecure": true},
 		dst.Host: map[string]any{"insecure": true},
@@ -216,13 +219,13 @@ func TestMirrorBetweenTwoDockerRegistries(t *testing.T) {
 	}
 
 	t.Run("a second run finds the image present with one manifest HEAD at the target and writes nothing", func(t *testing.T) {
-		src.reset()
-		dst.reset()
+		src.Reset()
+		dst.Reset()
 		r := runSwapper(t, "", nil, "mirror", "--config", config, appSource)
 		if r.code != 0 || !strings.Contains(r.stdout, "0 copied, 1 already present, 0 failed") {
 			t.Fatalf("want the image already present, got:\n%s", r)
 		}
-		srcReqs, dstReqs := src.requests(), dst.requests()
+		srcReqs, dstReqs := src.Requests(), dst.Requests()
 		t.Logf("requests at the source: %q", srcReqs)
 		t.Logf("requests at the target: %q", dstReqs)
 
@@ -246,16 +249,16 @@ func TestMirrorBetweenTwoDockerRegistries(t *testing.T) {
 	})
 
 	t.Run("a present image named by digest costs one manifest HEAD at the target and nothing at the source", func(t *testing.T) {
-		src.reset()
-		dst.reset()
+		src.Reset()
+		dst.Reset()
 		r := runSwapper(t, "", nil, "mirror", "--config", config, appSource+"@"+app.digest)
 		if r.code != 0 || !strings.Contains(r.stdout, "0 copied, 1 already present, 0 failed") {
 			t.Fatalf("want the image already present, got:\n%s", r)
 		}
-		if got := src.requests(); len(got) > 0 {
+		if got := src.Requests(); len(got) > 0 {
 			t.Errorf("requests at the source: %q, want none: the digest says what to look for", got)
 		}
-		dstReqs := dst.requests()
+		dstReqs := dst.Requests()
 		t.Logf("requests at the target: %q", dstReqs)
 		if got := matching(dstReqs, "/manifests/"); len(got) != 1 || !strings.HasPrefix(got[0], "HEAD ") {
 			t.Errorf("manifest requests at the target: %q, want one HEAD", got)
@@ -304,8 +307,8 @@ spec:
 func TestMirrorToAPasswordProtectedTarget(t *testing.T) {
 	const user = "e2e-pusher"
 	password := randomHex(t)
-	srcReg := startRegistry(t, registryOptions{})
-	dstReg := startRegistry(t, registryOptions{htpasswd: writeHtpasswd(t, user, password)})
+	srcReg := testenv.StartDockerRegistry(t, testenv.RegistryOptions{})
+	dstReg := testenv.StartDockerRegistry(t, testenv.RegistryOptions{Htpasswd: writeHtpasswd(t, user, password)})
 	config := writeConfig(t, srcReg.Host, dstReg.Host, map[string]any{
 		srcReg.Host: map[string]any{"insecure": true},
 		dstReg.Host: map[string]any{
