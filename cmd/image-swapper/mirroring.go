@@ -27,13 +27,14 @@ type mirroring struct {
 // newMirroring wires the registry client and the mirror service. The
 // client reports Docker Hub rate-limit headers to the service, which is
 // built after it, hence the indirection.
-func newMirroring(cfg *config.Config, logger *slog.Logger) (*mirroring, error) {
+func newMirroring(cfg *config.Config, logger *slog.Logger, opts ...registry.Option) (*mirroring, error) {
 	var svc atomic.Pointer[mirror.Service]
-	client, err := registry.New(cfg, registry.WithRateLimitHook(func(rl registry.RateLimit) {
+	opts = append(opts, registry.WithRateLimitHook(func(rl registry.RateLimit) {
 		if s := svc.Load(); s != nil {
 			s.ObserveRateLimit(rl)
 		}
 	}))
+	client, err := registry.New(cfg, opts...)
 	if err != nil {
 		return nil, err
 	}

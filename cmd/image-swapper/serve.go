@@ -14,12 +14,15 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
 	"github.com/image-swapper/image-swapper/internal/config"
+	"github.com/image-swapper/image-swapper/internal/registry"
 	"github.com/image-swapper/image-swapper/internal/selfsigned"
 	"github.com/image-swapper/image-swapper/internal/webhook"
 )
@@ -123,6 +126,7 @@ func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
 	var (
 		namespaces  webhook.NamespaceSource
 		pullSecrets *webhook.PullSecrets
+		regOpts     []registry.Option
 	)
 	if !f.noKubeAPI {
 		client, err := f.kubeClient()
@@ -134,6 +138,8 @@ func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
 		namespaces = webhook.NewNamespaceInformer(client, log, metrics)
 		// Copies pull their sources with the Pod's imagePullSecrets.
 		pullSecrets = webhook.NewPullSecrets(client, log, 0)
+		// registries[host].credentials.secret names a Secret to read.
+		regOpts = append(regOpts, registry.WithSecretLoader(secretLoader(client)))
 		if f.selfSigned.enabled {
 			if certs, err = f.selfSignedSource(ctx, client, log, metrics); err != nil {
 				return trouble(err)
@@ -148,7 +154,7 @@ func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
 	if err != nil {
 		return trouble(err)
 	}
-	m, err := newMirroring(cfg, log)
+	m, err := newMirroring(cfg, log, regOpts...)
 	if err != nil {
 		return trouble(fmt.Errorf("%s: %w", f.configPath, err))
 	}
@@ -255,4 +261,19 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want json or text", format)
+}
+
+// secretLoader reads the .dockerconfigjson of a kubernetes.io/dockerconfigjson
+// Secret for registry credentials that name one.
+func secretLoader(client kubernetes.Interface) registry.SecretLoader {
+	return func(ctx context.Context, namespace, name string) ([]byte, error) {
+		s, err := client.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("reading Secret %s/%s: %w", namespace, name, err)
+		}
+		if s.Type != corev1.SecretTypeDockerConfigJson {
+			return nil, fmt.Errorf("secret %s/%s is of type %s, want %s", namespace, name, s.Type, corev1.SecretTypeDockerConfigJson)
+		}
+		return s.Data[corev1.DockerConfigJsonKey], nil
+	}
 }
