@@ -80,7 +80,7 @@ or input.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			logger := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
-			m, err := newMirroring(e.Config(), logger)
+			m, err := newMirroring(e.Config(), logger, nil)
 			if err != nil {
 				return trouble(fmt.Errorf("%s: %w", flags.configPath, err))
 			}

@@ -27,7 +27,8 @@ type mirroring struct {
 // newMirroring wires the registry client and the mirror service. The
 // client reports Docker Hub rate-limit headers to the service, which is
 // built after it, hence the indirection.
-func newMirroring(cfg *config.Config, logger *slog.Logger, opts ...registry.Option) (*mirroring, error) {
+// onCopy, when set, hears of every finished copy (for metrics).
+func newMirroring(cfg *config.Config, logger *slog.Logger, onCopy func(mirror.Event), opts ...registry.Option) (*mirroring, error) {
 	var svc atomic.Pointer[mirror.Service]
 	opts = append(opts, registry.WithRateLimitHook(func(rl registry.RateLimit) {
 		if s := svc.Load(); s != nil {
@@ -51,6 +52,7 @@ func newMirroring(cfg *config.Config, logger *slog.Logger, opts ...registry.Opti
 		Workers: cfg.Mirroring.Concurrency,
 		Copy:    copyOpts,
 		Logger:  logger,
+		OnCopy:  onCopy,
 	})
 	svc.Store(m.service)
 	return m, nil

@@ -140,7 +140,7 @@ func applyRegistries(cmd *cobra.Command, e *engine.Engine, res manifest.Result, 
 			return res, trouble(err)
 		}
 	}
-	m, err := newMirroring(e.Config(), slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn})))
+	m, err := newMirroring(e.Config(), slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn})), nil)
 	if err != nil {
 		return res, trouble(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/image-swapper/image-swapper/internal/config"
+	"github.com/image-swapper/image-swapper/internal/mirror"
 	"github.com/image-swapper/image-swapper/internal/registry"
 	"github.com/image-swapper/image-swapper/internal/selfsigned"
 	"github.com/image-swapper/image-swapper/internal/webhook"
@@ -154,7 +155,9 @@ func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
 	if err != nil {
 		return trouble(err)
 	}
-	m, err := newMirroring(cfg, log, regOpts...)
+	m, err := newMirroring(cfg, log, func(ev mirror.Event) {
+		metrics.CopyFinished(ev.Result.Copied, ev.Result.Bytes, ev.Result.Duration, ev.Err)
+	}, regOpts...)
 	if err != nil {
 		return trouble(fmt.Errorf("%s: %w", f.configPath, err))
 	}

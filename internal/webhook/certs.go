@@ -83,18 +83,7 @@ func (f *FileCertificate) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate
 }
 
 // Run implements CertificateSource: it checks the files every Interval.
-func (f *FileCertificate) Run(ctx context.Context) {
-	t := time.NewTicker(f.opts.Interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			f.check()
-		}
-	}
-}
+func (f *FileCertificate) Run(ctx context.Context) { every(ctx, f.opts.Interval, f.check) }
 
 // check reloads the pair when a file changed since it was last read.
 func (f *FileCertificate) check() {

@@ -1,6 +1,8 @@
 package webhook
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -21,6 +23,9 @@ type Metrics struct {
 	certNotAfter      prometheus.Gauge
 	namespaceMisses   prometheus.Counter
 	admissionsSkipped *prometheus.CounterVec
+	copies            *prometheus.CounterVec
+	copyBytes         prometheus.Counter
+	copyDuration      prometheus.Histogram
 }
 
 // Admission results, the "result" label of the duration histogram.
@@ -78,6 +83,19 @@ func NewMetrics() *Metrics {
 			Name: "image_swapper_namespace_cache_misses_total",
 			Help: "Admissions for a namespace the informer cache did not know yet (its labels were read from the API instead).",
 		}),
+		copies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "image_swapper_copies_total",
+			Help: "Finished copies into the mirror, by result (copied, present, failed).",
+		}, []string{"result"}),
+		copyBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "image_swapper_copy_bytes_total",
+			Help: "Blob bytes uploaded to the mirror (blobs it had or mounted count 0).",
+		}),
+		copyDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "image_swapper_copy_duration_seconds",
+			Help:    "Time a successful copy took (its last attempt).",
+			Buckets: prometheus.ExponentialBuckets(0.05, 2, 12), // 50ms to ~100s
+		}),
 		admissionsSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "image_swapper_admissions_skipped_total",
 			Help: "Admission requests answered without a decision, by reason (kind, operation, subresource).",
@@ -88,6 +106,7 @@ func NewMetrics() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.duration, m.decisions, m.swaps, m.fallbacks, m.denials,
 		m.configReloads, m.configReloadOK, m.certReloads, m.certNotAfter,
+		m.copies, m.copyBytes, m.copyDuration,
 		m.namespaceMisses, m.admissionsSkipped,
 	)
 	return m
@@ -95,3 +114,20 @@ func NewMetrics() *Metrics {
 
 // Registry is where the metrics are registered; /metrics serves it.
 func (m *Metrics) Registry() *prometheus.Registry { return m.registry }
+
+// CopyFinished records a finished copy of the mirror service: copied says
+// whether anything was written, err is its final error.
+func (m *Metrics) CopyFinished(copied bool, bytes int64, took time.Duration, err error) {
+	result := "present"
+	switch {
+	case err != nil:
+		result = "failed"
+	case copied:
+		result = "copied"
+	}
+	m.copies.WithLabelValues(result).Inc()
+	if err == nil {
+		m.copyBytes.Add(float64(bytes))
+		m.copyDuration.Observe(took.Seconds())
+	}
+}

@@ -65,15 +65,20 @@ func (w *configWatcher) compile(data []byte) (*engine.Engine, error) {
 }
 
 // Run checks the file every interval until ctx ends.
-func (w *configWatcher) Run(ctx context.Context) {
-	t := time.NewTicker(w.interval)
+func (w *configWatcher) Run(ctx context.Context) { every(ctx, w.interval, w.check) }
+
+// every calls check at each interval until ctx ends: how files are watched
+// (polling sees ConfigMap and Secret volume updates, which replace a
+// symlink, as reliably as inotify would and needs no extra dependency).
+func every(ctx context.Context, interval time.Duration, check func()) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			w.check()
+			check()
 		}
 	}
 }
