@@ -53,6 +53,7 @@ func TestAdmission(t *testing.T) {
 	t.Run("reinvocation and update", func(t *testing.T) { s.testReinvocationAndUpdate(t, main) })
 	t.Run("dry run", func(t *testing.T) { s.testDryRun(t, main) })
 	t.Run("wait", s.testWait)
+	t.Run("pull secrets", s.testPullSecrets)
 	t.Run("fallback", s.testFallback)
 	t.Run("gate", s.testGate)
 	t.Run("certificate rotation", s.testCertRotation)

@@ -2,7 +2,6 @@ package registrye2e_test
 
 import (
 	"bytes"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -306,9 +305,9 @@ spec:
 
 func TestMirrorToAPasswordProtectedTarget(t *testing.T) {
 	const user = "e2e-pusher"
-	password := randomHex(t)
+	password := testenv.RandomSecret(t)
 	srcReg := testenv.StartDockerRegistry(t, testenv.RegistryOptions{})
-	dstReg := testenv.StartDockerRegistry(t, testenv.RegistryOptions{Htpasswd: writeHtpasswd(t, user, password)})
+	dstReg := testenv.StartDockerRegistry(t, testenv.RegistryOptions{Htpasswd: testenv.WriteHtpasswd(t, user, password)})
 	config := writeConfig(t, srcReg.Host, dstReg.Host, map[string]any{
 		srcReg.Host: map[string]any{"insecure": true},
 		dstReg.Host: map[string]any{
@@ -325,7 +324,7 @@ func TestMirrorToAPasswordProtectedTarget(t *testing.T) {
 		wantCode int
 	}{
 		{"the configured push credentials copy the image", "src/signed:1.0", password, 0},
-		{"a wrong password fails and the message shows neither username nor password", "src/refused:1.0", "wrong-" + randomHex(t), 1},
+		{"a wrong password fails and the message shows neither username nor password", "src/refused:1.0", "wrong-" + testenv.RandomSecret(t), 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -386,15 +385,4 @@ func writes(reqs []string) []string {
 		}
 	}
 	return out
-}
-
-// randomHex returns 16 random bytes in hex: a secret no output contains by
-// chance.
-func randomHex(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
 }
