@@ -60,7 +60,8 @@ type barView struct {
 
 type barRow struct {
 	name        string
-	done, total int64
+	done, total int64 // drive the bar
+	sent        int64 // bytes shown: progress while copying, the result once done
 	status      string
 }
 
@@ -86,16 +87,20 @@ func (v *barView) start(jobs []copyJob) {
 func (v *barView) updater(i int) func(registry.Progress) {
 	return func(p registry.Progress) {
 		v.mu.Lock()
-		v.rows[i].done, v.rows[i].total, v.rows[i].status = p.Done, p.Total, "copying"
+		v.rows[i].done, v.rows[i].total, v.rows[i].sent, v.rows[i].status = p.Done, p.Total, p.Done, "copying"
 		v.mu.Unlock()
 	}
 }
 
 func (v *barView) finish(i int, o copyOutcome) {
 	v.mu.Lock()
-	v.rows[i].status = o.status()
-	if o.err == nil && v.rows[i].total == 0 {
-		v.rows[i].done, v.rows[i].total = 1, 1
+	r := &v.rows[i]
+	r.status = o.status()
+	if o.err == nil {
+		// A finished copy is a full bar, whatever the last update said.
+		r.total = max(r.total, 1)
+		r.done = r.total
+		r.sent = o.result.Bytes
 	}
 	v.mu.Unlock()
 }
@@ -119,7 +124,7 @@ func (v *barView) draw() {
 		if r.total > 0 {
 			filled = int(float64(width) * float64(r.done) / float64(r.total))
 		}
-		fmt.Fprintf(&b, "\x1b[2K%-8s [%s%s] %9s  %s\n", r.status, strings.Repeat("=", filled), strings.Repeat(" ", width-filled), humanBytes(r.done), r.name)
+		fmt.Fprintf(&b, "\x1b[2K%-8s [%s%s] %9s  %s\n", r.status, strings.Repeat("=", filled), strings.Repeat(" ", width-filled), humanBytes(r.sent), r.name)
 	}
 	v.drawn = len(v.rows)
 	io.WriteString(v.w, b.String())
