@@ -1,18 +1,13 @@
 package config
 
 import (
-	"errors"
 	"strings"
 	"testing"
 )
 
 func TestValidateRegistriesReportsEachProblemWithItsPath(t *testing.T) {
 	ecr := func() *ECR { return &ECR{Region: "us-east-1", AccountID: "123456789012"} }
-	tests := []struct {
-		name  string
-		spoil func(c *Config)
-		want  string
-	}{
+	tests := []spoilCase{
 		// mirroring.platforms
 		{"a platform needs an architecture", func(c *Config) { c.Mirroring.Platforms = []string{"linux"} },
 			`mirroring.platforms[0]: "linux" must be os/architecture[/variant] in lower case, e.g. linux/amd64 or linux/arm64/v8`},
@@ -125,23 +120,7 @@ func TestValidateRegistriesReportsEachProblemWithItsPath(t *testing.T) {
 			c.TargetProvider = &TargetProvider{ArtifactRegistry: &ArtifactRegistry{Project: "my-project", Location: "us", Repository: "mirror"}}
 		}, `targetProvider.artifactRegistry: targetRegistry must be us-docker.pkg.dev/my-project/mirror or a path below it, where this repository serves images`},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := valid()
-			tt.spoil(c)
-			err := c.Validate()
-			if err == nil {
-				t.Fatalf("Validate() = nil, want %s", tt.want)
-			}
-			if got := err.Error(); got != tt.want {
-				t.Errorf("Validate() =\n%s\nwant\n%s", got, tt.want)
-			}
-			var fe *FieldError
-			if !errors.As(err, &fe) || fe.Path == "" || fe.Line != 0 {
-				t.Errorf("errors.As(err, *FieldError) = %+v, want a FieldError with a path and no line", fe)
-			}
-		})
-	}
+	checkSpoiled(t, tests)
 }
 
 func TestValidateRegistriesAcceptsWhatTheDocsShow(t *testing.T) {

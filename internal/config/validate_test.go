@@ -19,11 +19,7 @@ func valid() *Config {
 
 func TestValidateReportsEachProblemWithItsPath(t *testing.T) {
 	off := false
-	tests := []struct {
-		name  string
-		spoil func(c *Config)
-		want  string
-	}{
+	tests := []spoilCase{
 		// Enumerations.
 		{"a mode must be lowercase", func(c *Config) { c.Mode = "Enforce" },
 			`mode: "Enforce" is not one of enforce, warn, audit`},
@@ -194,23 +190,7 @@ func TestValidateReportsEachProblemWithItsPath(t *testing.T) {
 			c.Mode = "x"
 		}, `mode: "x" is not one of enforce, warn, audit`},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := valid()
-			tt.spoil(c)
-			err := c.Validate()
-			if err == nil {
-				t.Fatalf("Validate() = nil, want %s", tt.want)
-			}
-			if got := err.Error(); got != tt.want {
-				t.Errorf("Validate() =\n%s\nwant\n%s", got, tt.want)
-			}
-			var fe *FieldError
-			if !errors.As(err, &fe) || fe.Path == "" || fe.Line != 0 {
-				t.Errorf("errors.As(err, *FieldError) = %+v, want a FieldError with a path and no line", fe)
-			}
-		})
-	}
+	checkSpoiled(t, tests)
 }
 
 func TestValidateReportsAllProblemsAtOnce(t *testing.T) {
@@ -260,6 +240,37 @@ func TestValidateAcceptsWhatTheDocsShow(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if err := tt.cfg.Validate(); err != nil {
 				t.Errorf("Validate() = %v, want nil", err)
+			}
+		})
+	}
+}
+
+// spoilCase is a valid configuration with one thing spoiled, and the exact
+// error Validate must give.
+type spoilCase struct {
+	name  string
+	spoil func(c *Config)
+	want  string
+}
+
+// checkSpoiled runs spoilCases: each must fail validation with exactly its
+// message, as a FieldError with a path and no line.
+func checkSpoiled(t *testing.T, tests []spoilCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := valid()
+			tt.spoil(c)
+			err := c.Validate()
+			if err == nil {
+				t.Fatalf("Validate() = nil, want %s", tt.want)
+			}
+			if got := err.Error(); got != tt.want {
+				t.Errorf("Validate() =\n%s\nwant\n%s", got, tt.want)
+			}
+			var fe *FieldError
+			if !errors.As(err, &fe) || fe.Path == "" || fe.Line != 0 {
+				t.Errorf("errors.As(err, *FieldError) = %+v, want a FieldError with a path and no line", fe)
 			}
 		})
 	}
