@@ -155,7 +155,7 @@ func collectCopyJobs(stdin io.Reader, e *engine.Engine, namespace string, nsLabe
 			skipped = append(skipped, fmt.Sprintf("%s: denied: %s", d.Image, strings.Join(d.Denials(), "; ")))
 			continue
 		case d.Action != config.ActionSwap:
-			skipped = append(skipped, fmt.Sprintf("%s: not swapped: %s", d.Image, lastReason(d)))
+			skipped = append(skipped, fmt.Sprintf("%s: not swapped: %s", d.Image, d.LastReason()))
 			continue
 		case seen[d.Target]:
 			continue
@@ -168,13 +168,6 @@ func collectCopyJobs(stdin io.Reader, e *engine.Engine, namespace string, nsLabe
 		jobs = append(jobs, copyJob{source: src, target: dst})
 	}
 	return jobs, skipped, nil
-}
-
-func lastReason(d engine.Decision) string {
-	if len(d.Reasons) == 0 {
-		return "no reason given"
-	}
-	return d.Reasons[len(d.Reasons)-1]
 }
 
 // imageList reads one image per line; blank lines and "#" comments are

@@ -193,6 +193,8 @@ func (e *Engine) decide(s Subject, maySwap bool) Decision {
 		case maySwap:
 			d.Rule = rule.Name
 			swapped = e.swap(&d, ref, rule, &s.Context)
+		default:
+			d.because(fmt.Sprintf("rule %s (%s) would swap it; judged as written", rule.Name, rule.Describe()))
 		}
 		decided = true
 		return false
@@ -290,6 +292,14 @@ func (d Decision) References() (image, target reference.Reference, err error) {
 	}
 	target, err = reference.Parse(d.Target)
 	return image, target, err
+}
+
+// LastReason is the reason that settled the decision.
+func (d Decision) LastReason() string {
+	if len(d.Reasons) == 0 {
+		return string(d.Action) // decide always gives a reason; kept for safety
+	}
+	return d.Reasons[len(d.Reasons)-1]
 }
 
 // Denied reports whether the decision refuses the image.

@@ -304,3 +304,20 @@ func TestRulesPinningOneRegistryMayShareATarget(t *testing.T) {
 		t.Fatalf("New: %v; both rules only match docker.io, so they cannot collide", err)
 	}
 }
+
+// TestEveryDecisionSaysWhy: explain, warnings and the mirror command show
+// the last reason, so no decision may come without one.
+func TestEveryDecisionSaysWhy(t *testing.T) {
+	withoutLists := testConfig()
+	withoutLists.Policies = config.Policies{}
+	for _, cfg := range []*config.Config{testConfig(), withoutLists} {
+		e := newTestEngine(t, cfg)
+		for _, image := range corpus {
+			for name, d := range map[string]Decision{"Decide": e.Decide(Subject{Image: image}), "Gate": e.Gate(Subject{Image: image})} {
+				if len(d.Reasons) == 0 {
+					t.Errorf("%s(%q): %s with no reason", name, image, d.Action)
+				}
+			}
+		}
+	}
+}

@@ -174,7 +174,7 @@ func (s *Server) mutate(ctx context.Context, req *podRequest, out *outcome) (*ad
 		case d.Fallback:
 			out.fallbacks++
 			s.metrics.fallbacks.Inc()
-			resp.Warnings = appendWarning(resp.Warnings, "%s: kept %s: %s", im.what, abbreviate(im.image), lastReason(d))
+			resp.Warnings = appendWarning(resp.Warnings, "%s: kept %s: %s", im.what, abbreviate(im.image), d.LastReason())
 		}
 	}
 	out.warnings = len(resp.Warnings)
@@ -241,14 +241,6 @@ func (s *Server) validate(ctx context.Context, req *podRequest, out *outcome) (*
 		}
 	}
 	return resp, nil
-}
-
-// lastReason is the reason that settled a decision.
-func lastReason(d engine.Decision) string {
-	if len(d.Reasons) == 0 {
-		return string(d.Action)
-	}
-	return d.Reasons[len(d.Reasons)-1]
 }
 
 // abbreviate shortens a sha256 digest in a reference to 12 hex digits,
