@@ -27,6 +27,45 @@ tools_log() {
 	printf 'tools: %s\n' "$*" >&2
 }
 
+# tools_cached_build LABEL BIN BUILDER [ARG...] prints BIN, building it first
+# unless it is there: BUILDER runs with ARGs in a subshell (set -e) inside a
+# new temporary directory and must leave a file named like BIN there. The
+# result is renamed into place within BIN's directory, so that a concurrent
+# or interrupted build never leaves a half-written binary at BIN.
+tools_cached_build() {
+	local label="$1" bin="$2" builder="$3"
+	shift 3
+	if [[ -x "$bin" ]]; then
+		tools_log "$label: cached at $bin"
+		printf '%s\n' "$bin"
+		return 0
+	fi
+	local work start=$SECONDS status=0 name
+	name="$(basename "$bin")"
+	work="$(mktemp -d "${TMPDIR:-/tmp}/image-swapper-$name.XXXXXX")" || return 1
+	tools_log "$label: building in $work"
+	# Bash ignores set -e in a subshell that is part of a "||" list, so the
+	# subshell runs as a job and its status is collected by wait: the build
+	# stops at the first failing step.
+	(
+		set -e
+		cd "$work"
+		export GOTOOLCHAIN=local CGO_ENABLED=0 GOWORK=off
+		"$builder" "$@"
+		mkdir -p "$(dirname "$bin")"
+		cp "$work/$name" "$bin.tmp.$$"
+		mv "$bin.tmp.$$" "$bin"
+	) &
+	wait "$!" || status=$?
+	rm -rf "$work"
+	if ((status != 0)); then
+		tools_log "$label: build failed (exit $status)"
+		return "$status"
+	fi
+	tools_log "$label: built in $((SECONDS - start))s, cached at $bin"
+	printf '%s\n' "$bin"
+}
+
 # tools_helm VERSION builds helm VERSION (v3.x.y or v4.x.y) unless it is
 # already cached, and prints the path of the binary.
 tools_helm() {
@@ -39,46 +78,23 @@ tools_helm() {
 		return 1
 		;;
 	esac
-	local module="helm.sh/helm/$major"
-	local dir="$TOOLS_CACHE/helm-$version"
-	local bin="$dir/helm"
-	if [[ -x "$bin" ]]; then
-		tools_log "helm $version: cached at $bin"
-		printf '%s\n' "$bin"
-		return 0
-	fi
+	tools_cached_build "helm $version" "$TOOLS_CACHE/helm-$version/helm" tools_build_helm "helm.sh/helm/$major" "$version"
+}
 
-	local work
-	work="$(mktemp -d "${TMPDIR:-/tmp}/image-swapper-helm-$version.XXXXXX")" || return 1
-	# The throwaway module keeps helm's dependencies out of the project's
-	# go.mod. "go install pkg@version" is not used because it refuses modules
-	# whose go.mod has replace directives; a module that requires helm does not.
-	local start=$SECONDS status=0
-	tools_log "helm $version: building $module/cmd/helm in $work"
-	(
-		set -e
-		cd "$work"
-		export GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0 GOWORK=off
-		go mod init image-swapper.tools/helm >/dev/null 2>&1
-		go get "$module/cmd/helm@$version" >&2
-		# Helm reports its own version from this variable; without it
-		# "helm version" prints a placeholder.
-		go build -trimpath \
-			-ldflags "-s -w -X $module/internal/version.version=$version" \
-			-o "$work/helm" "$module/cmd/helm" >&2
-		mkdir -p "$dir"
-		# Rename within the cache directory so that a concurrent or
-		# interrupted build never leaves a half-written binary at $bin.
-		cp "$work/helm" "$dir/helm.tmp.$$"
-		mv "$dir/helm.tmp.$$" "$bin"
-	) || status=$?
-	rm -rf "$work"
-	if ((status != 0)); then
-		tools_log "helm $version: build failed (exit $status)"
-		return "$status"
-	fi
-	tools_log "helm $version: built in $((SECONDS - start))s, cached at $bin"
-	printf '%s\n' "$bin"
+# tools_build_helm MODULE VERSION builds helm in the current directory. The
+# throwaway module keeps helm's dependencies out of the project's go.mod.
+# "go install pkg@version" is not used because it refuses modules whose
+# go.mod has replace directives; a module that requires helm does not.
+tools_build_helm() {
+	local module="$1" version="$2"
+	export GOFLAGS=-mod=mod
+	go mod init image-swapper.tools/helm >/dev/null 2>&1
+	go get "$module/cmd/helm@$version" >&2
+	# Helm reports its own version from this variable; without it
+	# "helm version" prints a placeholder.
+	go build -trimpath \
+		-ldflags "-s -w -X $module/internal/version.version=$version" \
+		-o helm "$module/cmd/helm" >&2
 }
 
 # tools_helm_env builds (or finds) Helm 3 and Helm 4 and prints the
@@ -95,49 +111,32 @@ tools_helm_env() {
 # k8s.io/kubernetes module unless cached, links Debian's etcd beside it, and
 # prints the directory (what envtest calls KUBEBUILDER_ASSETS).
 tools_kube_apiserver() {
-	local version="$KUBE_VERSION"
-	local dir="$TOOLS_CACHE/kube-$version"
-	if [[ ! -x "$dir/kube-apiserver" ]]; then
-		local work start=$SECONDS status=0
-		work="$(mktemp -d "${TMPDIR:-/tmp}/image-swapper-kube-$version.XXXXXX")" || return 1
-		tools_log "kube-apiserver $version: building in $work (8-12 minutes on 2 cores)"
-		(
-			set -e
-			cd "$work"
-			export GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0 GOWORK=off
-			go mod init image-swapper.tools/kube >/dev/null 2>&1
-			# k8s.io/kubernetes replaces its staging modules with local
-			# paths; a module that requires it must name their versions.
-			local staging="v0${version#v1}"
-			go mod download -json "k8s.io/kubernetes@$version" >info.json
-			local gomod
-			gomod="$(sed -n 's/.*"GoMod": "\(.*\)".*/\1/p' info.json)"
-			go mod edit -require "k8s.io/kubernetes@$version"
-			grep -E '^\s*k8s.io/[^ ]+ => \./staging/' "$gomod" | awk '{print $1}' | sort -u | while read -r m; do
-				go mod edit -replace "$m=$m@$staging"
-			done
-			go get "k8s.io/kubernetes/cmd/kube-apiserver@$version" >&2
-			go build -trimpath -ldflags "-s -w" -o "$work/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver >&2
-			mkdir -p "$dir"
-			cp "$work/kube-apiserver" "$dir/kube-apiserver.tmp.$$"
-			mv "$dir/kube-apiserver.tmp.$$" "$dir/kube-apiserver"
-		) || status=$?
-		rm -rf "$work"
-		if ((status != 0)); then
-			tools_log "kube-apiserver $version: build failed (exit $status)"
-			return "$status"
-		fi
-		tools_log "kube-apiserver $version: built in $((SECONDS - start))s"
-	fi
-	if [[ ! -x /usr/bin/etcd ]]; then
-		tools_log "etcd: installing Debian's etcd-server"
-		if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server; } >&2; then
-			tools_log "etcd: apt-get install etcd-server failed"
-			return 1
-		fi
-	fi
+	local dir="$TOOLS_CACHE/kube-$KUBE_VERSION"
+	tools_cached_build "kube-apiserver $KUBE_VERSION (8-12 minutes on 2 cores)" "$dir/kube-apiserver" \
+		tools_build_kube_apiserver "$KUBE_VERSION" >/dev/null || return 1
+	[[ -x /usr/bin/etcd ]] || tools_apt etcd-server || return 1
 	ln -sf /usr/bin/etcd "$dir/etcd"
 	printf '%s\n' "$dir"
+}
+
+# tools_build_kube_apiserver VERSION builds kube-apiserver in the current
+# directory.
+tools_build_kube_apiserver() {
+	local version="$1"
+	export GOFLAGS=-mod=mod
+	go mod init image-swapper.tools/kube >/dev/null 2>&1
+	# k8s.io/kubernetes replaces its staging modules with local paths; a
+	# module that requires it must name their versions.
+	local staging="v0${version#v1}"
+	go mod download -json "k8s.io/kubernetes@$version" >info.json
+	local gomod
+	gomod="$(sed -n 's/.*"GoMod": "\(.*\)".*/\1/p' info.json)"
+	go mod edit -require "k8s.io/kubernetes@$version"
+	grep -E '^\s*k8s.io/[^ ]+ => \./staging/' "$gomod" | awk '{print $1}' | sort -u | while read -r m; do
+		go mod edit -replace "$m=$m@$staging"
+	done
+	go get "k8s.io/kubernetes/cmd/kube-apiserver@$version" >&2
+	go build -trimpath -ldflags "-s -w" -o kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver >&2
 }
 
 # tools_apt PACKAGE... installs the Debian packages that are not installed
@@ -201,34 +200,15 @@ tools_apt() {
 # $CRANE_VERSION) unless it is cached, and prints the path of the binary.
 tools_crane() {
 	local version="${1:-$CRANE_VERSION}"
-	local pkg="github.com/google/go-containerregistry/cmd/crane"
-	local dir="$TOOLS_CACHE/crane-$version"
-	local bin="$dir/crane"
-	if [[ -x "$bin" ]]; then
-		tools_log "crane $version: cached at $bin"
-		printf '%s\n' "$bin"
-		return 0
-	fi
-	local work start=$SECONDS status=0
-	work="$(mktemp -d "${TMPDIR:-/tmp}/image-swapper-crane-$version.XXXXXX")" || return 1
-	tools_log "crane $version: building $pkg"
-	(
-		set -e
-		# go-containerregistry's go.mod has no replace directives, so
-		# "go install pkg@version" builds it outside any module.
-		GOBIN="$work" GOFLAGS='' GOTOOLCHAIN=local CGO_ENABLED=0 GOWORK=off \
-			go install -trimpath -ldflags "-s -w" "$pkg@$version" >&2
-		mkdir -p "$dir"
-		cp "$work/crane" "$dir/crane.tmp.$$"
-		mv "$dir/crane.tmp.$$" "$bin"
-	) || status=$?
-	rm -rf "$work"
-	if ((status != 0)); then
-		tools_log "crane $version: build failed (exit $status)"
-		return "$status"
-	fi
-	tools_log "crane $version: built in $((SECONDS - start))s, cached at $bin"
-	printf '%s\n' "$bin"
+	tools_cached_build "crane $version" "$TOOLS_CACHE/crane-$version/crane" tools_build_crane "$version"
+}
+
+# tools_build_crane VERSION builds crane in the current directory.
+# go-containerregistry's go.mod has no replace directives, so
+# "go install pkg@version" builds it outside any module.
+tools_build_crane() {
+	GOBIN="$PWD" GOFLAGS='' go install -trimpath -ldflags "-s -w" \
+		"github.com/google/go-containerregistry/cmd/crane@$1" >&2
 }
 
 tools_main() {
