@@ -20,6 +20,10 @@ type Config struct {
 	// Mode is the global enforcement mode for denials: enforce (default),
 	// warn or audit.
 	Mode Mode `json:"mode,omitempty"`
+	// DryRun decides, records, logs and warns as usual but changes nothing:
+	// no Pod is patched and no image is denied. Metrics and the ledger say
+	// what would have happened.
+	DryRun bool `json:"dryRun,omitempty"`
 
 	Mirroring  Mirroring  `json:"mirroring,omitempty"`
 	Security   Security   `json:"security,omitempty"`
