@@ -162,10 +162,23 @@ func (e *Engine) decide(s Subject, maySwap bool) Decision {
 	}
 
 	var swapped *reference.Reference
-	producer, inTarget := e.rules.Produced(ref)
+	// An image that some rule produced is judged with its source: writing
+	// the mirror's name directly must not escape what the source's name
+	// would meet (deny rules, the deny list).
+	judged, mirrored := ref, false
+	producer, source, inTarget := e.rules.ProducedFrom(ref)
 	if inTarget {
 		d.Rule = producer
-		d.because(fmt.Sprintf("%s is already a target of rule %s: never swapped again", d.Normalized, producer))
+		d.because(fmt.Sprintf("%s is already a target of rule %s (the mirror of %s): never swapped again", d.Normalized, producer, source))
+		// An implausible source ("docker.io/a/b/c") is no real image, so
+		// this is no mirror of one: the allowList judges it as itself.
+		if reference.Plausible(source) {
+			judged, swapped, mirrored = source, &ref, true
+		}
+		e.denyRules(&d, source, &s.Context)
+		if d.Denied() {
+			return d
+		}
 	}
 	decided := false
 	e.rules.Walk(ref, &s.Context, func(rule *rules.Rule, outOfScope string) bool {
@@ -174,15 +187,9 @@ func (e *Engine) decide(s Subject, maySwap bool) Decision {
 			d.because(fmt.Sprintf("rule %s skipped: %s", rule.Name, outOfScope))
 			return true
 		case rule.Action == config.ActionDeny:
-			msg := fmt.Sprintf("denied by rule %s (%s)", rule.Name, rule.Describe())
-			if rule.Message != "" {
-				msg += ": " + rule.Message
-			}
-			mode := e.mode(rule.Mode)
-			d.violate(rule.Name, msg, mode)
 			// A deny rule that does not enforce lets the image go on as
 			// the next rule says.
-			decided = mode == config.ModeEnforce
+			decided = e.deny(&d, rule, "")
 			return !decided
 		case inTarget:
 			// Only deny rules apply to an image that is already a target.
@@ -206,13 +213,35 @@ func (e *Engine) decide(s Subject, maySwap bool) Decision {
 	if d.Denied() {
 		return d
 	}
-	switch v := e.lists.Check(ref, swapped, inTarget); {
+	switch v := e.lists.Check(judged, swapped, mirrored); {
 	case v.Denied:
 		d.violate(v.Rule, fmt.Sprintf("denied by %s: %s", v.Rule, v.Reason), e.mode(e.lists.Mode))
 	case v.Reason != "":
 		d.because(v.Reason)
 	}
 	return d
+}
+
+// denyRules applies the deny rules that match ref, as decide does, and no
+// other rule.
+func (e *Engine) denyRules(d *Decision, ref reference.Reference, ctx *rules.Context) {
+	e.rules.Walk(ref, ctx, func(rule *rules.Rule, outOfScope string) bool {
+		if outOfScope != "" || rule.Action != config.ActionDeny {
+			return true
+		}
+		return !e.deny(d, rule, " as the mirror of "+ref.String())
+	})
+}
+
+// deny records the violation of a deny rule and reports whether it denies.
+func (e *Engine) deny(d *Decision, rule *rules.Rule, how string) bool {
+	msg := fmt.Sprintf("denied by rule %s (%s)%s", rule.Name, rule.Describe(), how)
+	if rule.Message != "" {
+		msg += ": " + rule.Message
+	}
+	mode := e.mode(rule.Mode)
+	d.violate(rule.Name, msg, mode)
+	return mode == config.ModeEnforce
 }
 
 // swap applies a swap rule unless swapping is off for the subject; it

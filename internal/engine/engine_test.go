@@ -207,7 +207,7 @@ func TestNewRejectsCollidingAndBrokenRules(t *testing.T) {
 			{Name: "a", Registry: "docker.io", Target: "registry.example.com/m/{repository}"},
 			{Name: "b", Registry: "quay.io", Target: "registry.example.com/m/{repository}"},
 		}}
-		if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "a and b: both map images of docker.io and quay.io to target") {
+		if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "a and b: both send images to one target: docker.io/zz/q:1 (by a) and quay.io/zz/q:1 (by b) would both become registry.example.com/m/zz/q:1") {
 			t.Fatalf("New: error %v, want a collision between a and b", err)
 		}
 	})

@@ -25,7 +25,8 @@ type entry struct {
 }
 
 // New compiles the lists. Patterns are normalised like references, so
-// "nginx" means "docker.io/library/nginx".
+// "nginx" means "docker.io/library/nginx", and their registry is spelled
+// canonically (see reference.CanonicalPattern).
 func New(p config.Policies) (*Lists, error) {
 	l := &Lists{Mode: p.Mode}
 	var errs []error
@@ -33,7 +34,7 @@ func New(p config.Policies) (*Lists, error) {
 		var out []entry
 		for i, raw := range patterns {
 			path := fmt.Sprintf("policies.%s[%d]", key, i)
-			pat, err := glob.Compile(reference.NormalizePattern(raw))
+			pat, err := glob.Compile(reference.CanonicalPattern(raw))
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", path, err))
 				continue
@@ -57,14 +58,21 @@ type Verdict struct {
 	Reason string
 }
 
-// Check decides on an image. original is the normalised image as written;
-// swapped is its swap target, or nil when it is not swapped. inTarget says
-// the image already lives where swaps go, which counts as swapped.
+// Check decides on an image. original is the normalised image as written
+// (for an image that is already a swap target, the source it was produced
+// from); swapped is its swap target, or nil when it is not swapped.
+// inTarget says the image already lives where swaps go, which counts as
+// swapped.
+//
+// Each pattern is matched against every spelling of both references
+// (reference.Spellings): repo, repo:tag, repo@digest and repo:tag@digest,
+// under the registry as written and as spelled canonically. So adding or
+// removing a digest, or writing a registry alias, never turns a deny into
+// an allow.
 func (l *Lists) Check(original reference.Reference, swapped *reference.Reference, inTarget bool) Verdict {
-	candidates := make([]string, 0, 4)
-	candidates = append(candidates, original.String(), original.Name())
+	candidates := reference.Spellings(original)
 	if swapped != nil {
-		candidates = append(candidates, swapped.String(), swapped.Name())
+		candidates = append(candidates, reference.Spellings(*swapped)...)
 	}
 	if e, s, ok := firstMatch(l.deny, candidates); ok {
 		return Verdict{Denied: true, Rule: e.describe(), Reason: fmt.Sprintf("%s matches denyList entry %q", s, e.pattern)}

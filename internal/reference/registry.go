@@ -78,3 +78,30 @@ func expandIPv6(ip netip.Addr, after string) string {
 	}
 	return string(b)
 }
+
+// RegistryFromPathSafe is the inverse of PathSafeRegistry: it returns the
+// registry host whose path-safe form is s, and false when no host has it.
+func RegistryFromPathSafe(s string) (string, bool) {
+	var host string
+	switch parts := strings.Split(s, "_"); len(parts) {
+	case 1:
+		host = s
+	case 2:
+		host = parts[0] + ":" + parts[1]
+	case 8, 9:
+		addr, err := netip.ParseAddr(strings.Join(parts[:8], ":"))
+		if err != nil || !addr.Is6() {
+			return "", false
+		}
+		host = "[" + addr.String() + "]"
+		if len(parts) == 9 {
+			host += ":" + parts[8]
+		}
+	default:
+		return "", false
+	}
+	if host == "" || checkHost(host) != "" || PathSafeRegistry(host) != s {
+		return "", false
+	}
+	return host, true
+}

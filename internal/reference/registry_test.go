@@ -92,3 +92,29 @@ func BenchmarkPathSafeRegistry(b *testing.B) {
 		})
 	}
 }
+
+func TestRegistryFromPathSafeInvertsPathSafeRegistry(t *testing.T) {
+	for _, host := range []string{"docker.io", "localhost:5000", "127.0.0.1:5000", "[::1]", "[::1]:5000", "[fc00::1]:443", "registry.example.com"} {
+		got, ok := RegistryFromPathSafe(PathSafeRegistry(host))
+		if !ok || got != host {
+			t.Errorf("RegistryFromPathSafe(PathSafeRegistry(%q)) = %q, %v; want %q, true", host, got, ok, host)
+		}
+	}
+	for _, bad := range []string{"", "a_b_c", "_5000", "host_", "Quay.io", "0000_0000_0000_0000_0000_0000_0000_0001_x"} {
+		if got, ok := RegistryFromPathSafe(bad); ok {
+			t.Errorf("RegistryFromPathSafe(%q) = %q, true; want false", bad, got)
+		}
+	}
+}
+
+func FuzzRegistryFromPathSafe(f *testing.F) {
+	for _, s := range []string{"docker.io", "localhost_5000", "0000_0000_0000_0000_0000_0000_0000_0001_5000", "a_b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		host, ok := RegistryFromPathSafe(s)
+		if ok && PathSafeRegistry(host) != s {
+			t.Fatalf("RegistryFromPathSafe(%q) = %q, whose path-safe form is %q", s, host, PathSafeRegistry(host))
+		}
+	})
+}

@@ -63,17 +63,9 @@ func (r *Rule) Describe() string {
 // Set is the compiled rule set of one configuration.
 type Set struct {
 	tiers [tierCount][]*Rule
-	// products recognises references that some rule produced, so that they
-	// are never swapped again.
-	products []product
-}
-
-// product is what one swap rule's targets look like.
-type product struct {
-	rule   string
-	prefix string // every rendered name starts with it
-	exact  bool   // the rule renders exactly prefix (and fixed, if set)
-	fixed  *reference.Reference
+	// swaps are the swap rules, in precedence order: Produced asks each
+	// whether it renders a reference.
+	swaps []*Rule
 }
 
 // Compile builds the rule set of cfg. cfg must have passed validation; the
@@ -106,6 +98,13 @@ func Compile(cfg *config.Config) (*Set, error) {
 			s.add(&Rule{Name: path, Tier: TierRegistry, Action: config.ActionSwap, pattern: pat, target: tmpl})
 		}
 	}
+	for _, tier := range s.tiers {
+		for _, r := range tier {
+			if r.Action == config.ActionSwap {
+				s.swaps = append(s.swaps, r)
+			}
+		}
+	}
 	if err := s.checkCollisions(); err != nil {
 		errs = append(errs, err)
 	}
@@ -117,11 +116,6 @@ func Compile(cfg *config.Config) (*Set, error) {
 
 func (s *Set) add(r *Rule) {
 	s.tiers[r.Tier] = append(s.tiers[r.Tier], r)
-	if r.Action != config.ActionSwap {
-		return
-	}
-	p := product{rule: r.Name, prefix: r.target.Prefix(), exact: r.target.Static(), fixed: r.fixedTarget}
-	s.products = append(s.products, p)
 }
 
 func compileRule(rc config.Rule, path, target string) (*Rule, error) {
@@ -191,35 +185,32 @@ func hasExplicitTagOrDigest(s string) bool {
 }
 
 // checkCollisions rejects rules that would map different sources to one
-// target: a swap rule that can match more than one repository must keep
-// the repository in its target, and one that can match more than one
-// registry must keep the registry too. Two rules with one template that
-// leaves the registry out must pin the same registry.
+// target. A swap rule that can match more than one repository must keep the
+// repository in its target, and one that can match more than one registry
+// must keep the registry too. Then each pair of swap rules is compared by
+// what their templates produce (see findCollision), not by their text.
 func (s *Set) checkCollisions() error {
 	var errs []error
-	type user struct {
-		rule     *Rule
-		registry string
+	for _, r := range s.swaps {
+		if r.Tier == TierImage {
+			continue
+		}
+		keepsRepo := r.target.uses(phRepository) || r.target.uses(phImage) || r.target.uses(phSuffix)
+		keepsRegistry := r.target.uses(phRegistry) || r.target.uses(phImage)
+		switch {
+		case !keepsRepo:
+			errs = append(errs, fmt.Errorf("%s: target %q maps every matching repository to one name; use {repository}, {image} or {suffix}", r.Name, r.target))
+		case !keepsRegistry && r.pinnedRegistry() == "":
+			errs = append(errs, fmt.Errorf("%s: target %q can map the same repository of different registries to one name; use {registry} or {image}", r.Name, r.target))
+		}
 	}
-	seen := map[string]user{}
-	for _, tier := range s.tiers {
-		for _, r := range tier {
-			if r.Action != config.ActionSwap || r.Tier == TierImage {
-				continue
-			}
-			keepsRepo := r.target.uses(phRepository) || r.target.uses(phImage) || r.target.uses(phSuffix)
-			keepsRegistry := r.target.uses(phRegistry) || r.target.uses(phImage)
-			pinned := r.pinnedRegistry()
-			switch {
-			case !keepsRepo:
-				errs = append(errs, fmt.Errorf("%s: target %q maps every matching repository to one name; use {repository}, {image} or {suffix}", r.Name, r.target))
-			case !keepsRegistry && pinned == "":
-				errs = append(errs, fmt.Errorf("%s: target %q can map the same repository of different registries to one name; use {registry} or {image}", r.Name, r.target))
-			case !keepsRegistry:
-				if other, ok := seen[r.target.String()]; ok && other.registry != pinned {
-					errs = append(errs, fmt.Errorf("%s and %s: both map images of %s and %s to target %q, so the same repository would collide; use {registry} or distinct targets", other.rule.Name, r.Name, other.registry, pinned, r.target))
-				}
-				seen[r.target.String()] = user{r, pinned}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	for i, a := range s.swaps {
+		for _, b := range s.swaps[i+1:] {
+			if c, ok := findCollision(a, b); ok {
+				errs = append(errs, c)
 			}
 		}
 	}
@@ -242,24 +233,24 @@ func (r *Rule) pinnedRegistry() string {
 }
 
 // Produced reports whether ref is the output of one of the swap rules, and
-// which: such a reference is never swapped again.
+// of which: such a reference is never swapped again. See ProducedFrom.
 func (s *Set) Produced(ref reference.Reference) (string, bool) {
+	rule, _, ok := s.ProducedFrom(ref)
+	return rule, ok
+}
+
+// ProducedFrom reports whether some swap rule renders exactly ref, and from
+// which source image: the rule matches the source and its target template
+// gives ref. A reference that only starts like a rule's targets is not a
+// product; it is judged as itself.
+func (s *Set) ProducedFrom(ref reference.Reference) (rule string, source reference.Reference, ok bool) {
 	name := ref.Name()
-	for _, p := range s.products {
-		switch {
-		case p.fixed != nil:
-			if ref == *p.fixed {
-				return p.rule, true
-			}
-		case p.exact:
-			if name == p.prefix {
-				return p.rule, true
-			}
-		case p.prefix != "" && strings.HasPrefix(name, p.prefix):
-			return p.rule, true
+	for _, r := range s.swaps {
+		if src, ok := r.source(ref, name); ok {
+			return r.Name, src, true
 		}
 	}
-	return "", false
+	return "", reference.Reference{}, false
 }
 
 // Walk visits the rules that match ref, in precedence order: tier by tier,

@@ -1,12 +1,14 @@
 package importer
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/image-swapper/image-swapper/internal/config"
 	"github.com/image-swapper/image-swapper/internal/reference"
+	"github.com/image-swapper/image-swapper/internal/rules"
 )
 
 // ImageSwap translates an ImageSwap (github.com/phenixblue/imageswap-webhook)
@@ -867,6 +869,60 @@ func (t *mapsTranslator) dedupeTargets(all []plannedRule) {
 			t.fs.add(p.line, p.input, fmt.Sprintf("sends images to the same names as line %d, so images of different sources could collide; image-swapper keeps the whole source name in the path (%s)", other, r.Target))
 		}
 	}
+	t.dedupeProducts(all)
+}
+
+// dedupeProducts settles the collisions that only comparing what targets
+// produce finds (rules.Compile's check): of two rules that send different
+// images to one name, the later in precedence keeps the whole source name.
+func (t *mapsTranslator) dedupeProducts(all []plannedRule) {
+	byName := map[string]int{}
+	for i, p := range all {
+		byName[p.rule.Name] = i
+	}
+	for range all {
+		cfg := t.cfg
+		cfg.Rules = nil
+		for _, p := range all {
+			cfg.Rules = append(cfg.Rules, p.rule)
+		}
+		var c *rules.Collision
+		if _, err := rules.Compile(&cfg); !errors.As(err, &c) {
+			return
+		}
+		i, ok := byName[c.B]
+		if !ok || !t.keepWholeName(&all[i]) {
+			if i, ok = byName[c.A]; !ok || !t.keepWholeName(&all[i]) {
+				return // checkCompiles reports it
+			}
+		}
+		p := all[i]
+		other := c.A
+		if p.rule.Name == c.A {
+			other = c.B
+		}
+		t.fs.add(p.line, p.input, fmt.Sprintf("sends images to the same names as %s (%s and %s would both become %s); image-swapper keeps the whole source name in the path (%s)", mapsLineOf(other, all), c.SourceA, c.SourceB, c.Target, p.rule.Target))
+	}
+}
+
+// keepWholeName makes a swap rule keep the whole source name in its target;
+// false when it cannot.
+func (t *mapsTranslator) keepWholeName(p *plannedRule) bool {
+	if p.base == "" || p.rule.EffectiveAction() != config.ActionSwap || strings.Contains(p.rule.Target, "{image}") {
+		return false
+	}
+	p.rule.Target = p.base + "/{image}"
+	return true
+}
+
+// mapsLineOf names the MAPS line of a translated rule, or the rule.
+func mapsLineOf(name string, all []plannedRule) string {
+	for _, p := range all {
+		if p.rule.Name == name {
+			return fmt.Sprintf("line %d", p.line)
+		}
+	}
+	return name
 }
 
 // ruleTier is the precedence tier of a rule: 0 exact image, 1 repository,
