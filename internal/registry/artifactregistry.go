@@ -3,24 +3,28 @@ package registry
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/google"
 
 	"github.com/image-swapper/image-swapper/internal/config"
 )
 
-// Google's endpoints; GCE_METADATA_HOST overrides the metadata server's, as
-// Google's libraries allow.
 const (
 	defaultArtifactRegistryAPI = "https://artifactregistry.googleapis.com"
-	defaultMetadataHost        = "metadata.google.internal"
+	// cloudPlatformScope is the OAuth scope Artifact Registry accepts
+	// for both its API and docker pushes.
+	cloudPlatformScope = "https://www.googleapis.com/auth/cloud-platform"
 	// garOperationWait bounds how long a repository creation is awaited,
 	// and garPoll is how often the operation is asked about meanwhile.
 	garOperationWait = time.Minute
@@ -30,33 +34,32 @@ const (
 // ArtifactRegistry keeps images in one Google Artifact Registry Docker
 // repository (projects/P/locations/L/repositories/R), with the image path
 // below it: it creates the repository when it is missing and supplies push
-// credentials. Its OAuth token comes from GOOGLE_OAUTH_ACCESS_TOKEN (read
-// at use time) or the metadata server (GKE Workload Identity, GCE).
+// credentials. Its OAuth token comes from GOOGLE_OAUTH_ACCESS_TOKEN when it
+// is set (read at each use), else from Google's Application Default
+// Credentials (golang.org/x/oauth2/google): the file
+// GOOGLE_APPLICATION_CREDENTIALS names (a service account key, an
+// authorized_user or an external_account for workload identity
+// federation), gcloud's application_default_credentials.json, then the
+// metadata server (GKE Workload Identity, GCE; GCE_METADATA_HOST moves it).
 type ArtifactRegistry struct {
-	cfg      config.ArtifactRegistry
-	api      string
-	metadata string
-	getenv   func(string) string
-	client   *http.Client
-	now      func() time.Time
-	poll     time.Duration
+	cfg    config.ArtifactRegistry
+	api    string
+	client *http.Client
+	poll   time.Duration
 
-	mu           sync.Mutex
-	ensured      bool
-	token        string
-	tokenExpires time.Time
+	mu      sync.Mutex
+	ensured bool
+	tokens  oauth2.TokenSource // Application Default Credentials, found on first use
 }
 
-// NewArtifactRegistry builds the Artifact Registry provider for cfg.
-func NewArtifactRegistry(cfg config.ArtifactRegistry, getenv func(string) string) *ArtifactRegistry {
+// NewArtifactRegistry builds the Artifact Registry provider for cfg. It
+// does no I/O: credentials are found on first use.
+func NewArtifactRegistry(cfg config.ArtifactRegistry) *ArtifactRegistry {
 	return &ArtifactRegistry{
-		cfg:      cfg,
-		api:      defaultArtifactRegistryAPI,
-		metadata: "http://" + firstNonEmpty(getenv("GCE_METADATA_HOST"), defaultMetadataHost),
-		getenv:   getenv,
-		client:   &http.Client{Timeout: time.Minute},
-		now:      time.Now,
-		poll:     garPoll,
+		cfg:    cfg,
+		api:    defaultArtifactRegistryAPI,
+		client: &http.Client{Timeout: time.Minute},
+		poll:   garPoll,
 	}
 }
 
@@ -184,42 +187,47 @@ func (g *ArtifactRegistry) Authorization(ctx context.Context) (*authn.AuthConfig
 
 // accessToken returns an OAuth access token for the cloud-platform scope.
 func (g *ArtifactRegistry) accessToken(ctx context.Context) (string, error) {
-	if t := g.getenv("GOOGLE_OAUTH_ACCESS_TOKEN"); t != "" {
+	if t := os.Getenv("GOOGLE_OAUTH_ACCESS_TOKEN"); t != "" {
 		return t, nil
 	}
 	g.mu.Lock()
-	if g.token != "" && g.now().Before(g.tokenExpires.Add(-time.Minute)) {
-		t := g.token
+	ts := g.tokens
+	g.mu.Unlock()
+	if ts == nil {
+		// The token source keeps this context for its refreshes: it must
+		// outlive the call that happens to find the credentials, and its
+		// HTTP client bounds each token exchange.
+		tctx := context.WithValue(context.WithoutCancel(ctx), oauth2.HTTPClient, g.client)
+		creds, err := google.FindDefaultCredentials(tctx, cloudPlatformScope)
+		if err != nil {
+			return "", fmt.Errorf("no Google credentials: GOOGLE_OAUTH_ACCESS_TOKEN is not set and Application Default Credentials failed: %w", err)
+		}
+		g.mu.Lock()
+		if g.tokens == nil {
+			g.tokens = creds.TokenSource
+		}
+		ts = g.tokens
 		g.mu.Unlock()
-		return t, nil
 	}
-	g.mu.Unlock()
-
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.metadata+"/computeMetadata/v1/instance/service-accounts/default/token", nil)
+	tok, err := ts.Token()
 	if err != nil {
-		return "", err
+		var re *oauth2.RetrieveError
+		if errors.As(err, &re) && re.Response != nil {
+			ce := &cloudError{Op: "Google OAuth token", StatusCode: re.Response.StatusCode, Code: re.ErrorCode, Message: re.ErrorDescription}
+			if ce.Code == "" {
+				// The service-account exchange leaves RFC 6749's error
+				// body unparsed.
+				var body struct {
+					Error       string `json:"error"`
+					Description string `json:"error_description"`
+				}
+				if json.Unmarshal(re.Body, &body) == nil {
+					ce.Code, ce.Message = body.Error, body.Description
+				}
+			}
+			return "", ce
+		}
+		return "", fmt.Errorf("getting a Google access token: %w", err)
 	}
-	req.Header.Set("Metadata-Flavor", "Google")
-	resp, err := g.client.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("no Google credentials: GOOGLE_OAUTH_ACCESS_TOKEN is not set and the metadata server failed: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", &cloudError{Op: "Google metadata token", StatusCode: resp.StatusCode}
-	}
-	var out struct {
-		AccessToken string `json:"access_token"`
-		ExpiresIn   int    `json:"expires_in"`
-	}
-	if err := readJSON(resp, &out); err != nil {
-		return "", fmt.Errorf("reading the Google metadata token: %w", err)
-	}
-	if out.AccessToken == "" {
-		return "", errors.New("the Google metadata server answered no access_token")
-	}
-	g.mu.Lock()
-	g.token, g.tokenExpires = out.AccessToken, g.now().Add(time.Duration(out.ExpiresIn)*time.Second)
-	g.mu.Unlock()
-	return out.AccessToken, nil
+	return tok.AccessToken, nil
 }

@@ -163,8 +163,8 @@ func New(cfg *config.Config, opts ...Option) (*Client, error) {
 
 	if o.providerSet {
 		c.provider = o.provider
-	} else if tp := cfg.TargetProvider; tp != nil {
-		p, err := newProvider(tp, c.getenv)
+	} else {
+		p, err := NewProvider(cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -186,6 +186,8 @@ func parseEndpoint(key string, access config.RegistryAccess) (*url.URL, error) {
 	if u.User != nil {
 		return nil, fmt.Errorf("registries[%q].endpoint must not hold credentials; use registries[%q].credentials", key, key)
 	}
+	// An endpoint names its scheme: http:// is a choice the config
+	// validation also holds to insecure: true, loopback or not.
 	if u.Scheme == "http" && !access.Insecure {
 		return nil, fmt.Errorf("registries[%q].endpoint %q is plain HTTP; set registries[%q].insecure: true to allow it", key, access.Endpoint, key)
 	}
@@ -222,7 +224,8 @@ func (c *Client) repository(ref reference.Reference) (name.Repository, error) {
 	var opts []name.Option
 	if h := c.host(ref.Registry); h != nil && h.access.Insecure && h.access.Endpoint == "" {
 		// Lets go-containerregistry fall back to HTTP; the router allows
-		// it because the host is insecure.
+		// it because the host is insecure. (Loopback hosts fall back in
+		// the router itself, only when HTTPS is answered in plain HTTP.)
 		opts = append(opts, name.Insecure)
 	}
 	repo, err := name.NewRepository(ref.Registry+"/"+ref.Repository, opts...)

@@ -1,91 +1,95 @@
 package registry
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/google/go-containerregistry/pkg/authn"
 
 	"github.com/image-swapper/image-swapper/internal/config"
 )
 
-// ecrTargetPrefix names ECR's JSON 1.1 operations in X-Amz-Target.
-const ecrTargetPrefix = "AmazonEC2ContainerRegistry_V20150921."
+// Why credentials and tokens are renewed before they expire, and how long
+// a role is assumed for.
+const (
+	// credentialMargin: an ECR token is renewed this long before it
+	// expires, so that a push that starts with it finishes with it.
+	credentialMargin = 5 * time.Minute
+	// roleSessionName names the sessions of targetProvider.ecr.assumeRoleArn
+	// in CloudTrail.
+	roleSessionName = "image-swapper"
+	roleDuration    = time.Hour
+)
 
 // ECR creates repositories in Amazon ECR before pushes and supplies push
-// credentials (GetAuthorizationToken). It speaks ECR's JSON 1.1 API,
-// signed with Signature Version 4, with credentials from the environment,
-// IRSA, Pod Identity or the instance role, optionally through a role
-// (AssumeRoleARN). AWS_ENDPOINT_URL_ECR and AWS_ENDPOINT_URL_STS override
-// the endpoints.
+// credentials (GetAuthorizationToken), through the AWS SDK for Go v2. The
+// SDK's default chain finds the credentials, as every AWS tool does:
+// environment keys, shared config and credentials files (profiles,
+// role_arn with source_profile, SSO), IRSA web identity, ECS and EKS Pod
+// Identity container credentials, and the EC2 instance role (IMDSv2). The
+// SDK also resolves each region's endpoints in every partition (China,
+// GovCloud), and honours AWS_ENDPOINT_URL_ECR and AWS_ENDPOINT_URL_STS.
+// targetProvider.ecr.assumeRoleArn is then assumed with STS on top.
 type ECR struct {
-	cfg      config.ECR
+	cfg config.ECR
+	// endpoint, when set, is the BaseEndpoint of every AWS client the SDK
+	// builds (ECR and STS), so that tests reach a local server.
 	endpoint string
-	client   *http.Client
-	chain    *awsChain
 	now      func() time.Time
 
 	mu           sync.Mutex
-	creds        awsCredentials // after AssumeRole, if any
-	haveCreds    bool
+	client       *ecr.Client // built on first use
 	token        *authn.AuthConfig
 	tokenExpires time.Time
 }
 
-// NewECR builds the ECR provider for cfg; getenv is os.Getenv outside
-// tests.
-func NewECR(cfg config.ECR, getenv func(string) string) *ECR {
-	client := &http.Client{Timeout: time.Minute}
-	return &ECR{
-		cfg:      cfg,
-		endpoint: awsEndpoint(getenv, "ECR", "https://api.ecr."+cfg.Region+".amazonaws.com"),
-		client:   client,
-		chain:    newAWSChain(cfg.Region, getenv, client, time.Now),
-		now:      time.Now,
+// NewECR builds the ECR provider for cfg. It does no I/O: the AWS
+// configuration is loaded on first use, so that a broken profile is
+// reported by the call that needs it, and a later call tries again.
+func NewECR(cfg config.ECR) *ECR {
+	return &ECR{cfg: cfg, now: time.Now}
+}
+
+// api returns the ECR client, loading the AWS configuration the first
+// time it succeeds.
+func (e *ECR) api(ctx context.Context) (*ecr.Client, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.client != nil {
+		return e.client, nil
 	}
-}
-
-type ecrTag struct {
-	Key   string `json:"Key"`
-	Value string `json:"Value"`
-}
-
-type ecrCreateRepository struct {
-	RegistryID                 string    `json:"registryId,omitempty"`
-	RepositoryName             string    `json:"repositoryName"`
-	Tags                       []ecrTag  `json:"tags,omitempty"`
-	ImageTagMutability         string    `json:"imageTagMutability,omitempty"`
-	ImageScanningConfiguration *ecrScan  `json:"imageScanningConfiguration,omitempty"`
-	EncryptionConfiguration    *ecrCrypt `json:"encryptionConfiguration,omitempty"`
-}
-
-type ecrScan struct {
-	ScanOnPush bool `json:"scanOnPush"`
-}
-
-type ecrCrypt struct {
-	EncryptionType string `json:"encryptionType"`
-	KMSKey         string `json:"kmsKey,omitempty"`
-}
-
-type ecrRepositoryPolicy struct {
-	RegistryID     string `json:"registryId,omitempty"`
-	RepositoryName string `json:"repositoryName"`
-	PolicyText     string `json:"policyText"`
-}
-
-type ecrLifecyclePolicy struct {
-	RegistryID          string `json:"registryId,omitempty"`
-	RepositoryName      string `json:"repositoryName"`
-	LifecyclePolicyText string `json:"lifecyclePolicyText"`
+	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(e.cfg.Region)}
+	if e.endpoint != "" {
+		opts = append(opts, awsconfig.WithBaseEndpoint(e.endpoint))
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("loading the AWS configuration: %w", err)
+	}
+	if role := e.cfg.AssumeRoleARN; role != "" {
+		// The chain's credentials only sign the AssumeRole call; the
+		// cache renews the role's before they expire.
+		awsCfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(sts.NewFromConfig(awsCfg), role,
+			func(o *stscreds.AssumeRoleOptions) {
+				o.RoleSessionName = roleSessionName
+				o.Duration = roleDuration
+			}))
+	}
+	e.client = ecr.NewFromConfig(awsCfg)
+	return e.client, nil
 }
 
 // EnsureRepository creates repository with the configured tags, tag
@@ -93,33 +97,52 @@ type ecrLifecyclePolicy struct {
 // access and lifecycle policies are applied again all the same, so that a
 // config change reaches repositories created before it.
 func (e *ECR) EnsureRepository(ctx context.Context, repository string) error {
-	in := ecrCreateRepository{
-		RegistryID:         e.cfg.AccountID,
-		RepositoryName:     repository,
-		ImageTagMutability: e.cfg.ImageTagMutability,
+	client, err := e.api(ctx)
+	if err != nil {
+		return fmt.Errorf("ECR CreateRepository: %w", err)
+	}
+	in := &ecr.CreateRepositoryInput{
+		RegistryId:     optional(e.cfg.AccountID),
+		RepositoryName: aws.String(repository),
+	}
+	if e.cfg.ImageTagMutability != "" {
+		in.ImageTagMutability = ecrtypes.ImageTagMutability(e.cfg.ImageTagMutability)
 	}
 	for _, t := range e.cfg.Tags {
-		in.Tags = append(in.Tags, ecrTag(t))
+		in.Tags = append(in.Tags, ecrtypes.Tag{Key: aws.String(t.Key), Value: aws.String(t.Value)})
 	}
 	if e.cfg.ScanOnPush {
-		in.ImageScanningConfiguration = &ecrScan{ScanOnPush: true}
+		in.ImageScanningConfiguration = &ecrtypes.ImageScanningConfiguration{ScanOnPush: true}
 	}
 	if e.cfg.EncryptionType != "" {
-		in.EncryptionConfiguration = &ecrCrypt{EncryptionType: e.cfg.EncryptionType, KMSKey: e.cfg.KMSKey}
+		in.EncryptionConfiguration = &ecrtypes.EncryptionConfiguration{
+			EncryptionType: ecrtypes.EncryptionType(e.cfg.EncryptionType),
+			KmsKey:         optional(e.cfg.KMSKey),
+		}
 	}
-	err := e.call(ctx, "CreateRepository", in, nil)
-	var ce *cloudError
-	if err != nil && !(errors.As(err, &ce) && ce.Code == "RepositoryAlreadyExistsException") {
-		return err
+	_, err = client.CreateRepository(ctx, in)
+	var exists *ecrtypes.RepositoryAlreadyExistsException
+	if err != nil && !errors.As(err, &exists) {
+		return awsError("ECR CreateRepository", err)
 	}
 	if e.cfg.AccessPolicy != "" {
-		if err := e.call(ctx, "SetRepositoryPolicy", ecrRepositoryPolicy{e.cfg.AccountID, repository, e.cfg.AccessPolicy}, nil); err != nil {
-			return err
+		_, err := client.SetRepositoryPolicy(ctx, &ecr.SetRepositoryPolicyInput{
+			RegistryId:     optional(e.cfg.AccountID),
+			RepositoryName: aws.String(repository),
+			PolicyText:     aws.String(e.cfg.AccessPolicy),
+		})
+		if err != nil {
+			return awsError("ECR SetRepositoryPolicy", err)
 		}
 	}
 	if e.cfg.LifecyclePolicy != "" {
-		if err := e.call(ctx, "PutLifecyclePolicy", ecrLifecyclePolicy{e.cfg.AccountID, repository, e.cfg.LifecyclePolicy}, nil); err != nil {
-			return err
+		_, err := client.PutLifecyclePolicy(ctx, &ecr.PutLifecyclePolicyInput{
+			RegistryId:          optional(e.cfg.AccountID),
+			RepositoryName:      aws.String(repository),
+			LifecyclePolicyText: aws.String(e.cfg.LifecyclePolicy),
+		})
+		if err != nil {
+			return awsError("ECR PutLifecyclePolicy", err)
 		}
 	}
 	return nil
@@ -136,21 +159,19 @@ func (e *ECR) Authorization(ctx context.Context) (*authn.AuthConfig, error) {
 	}
 	e.mu.Unlock()
 
-	var out struct {
-		AuthorizationData []struct {
-			AuthorizationToken string      `json:"authorizationToken"`
-			ExpiresAt          json.Number `json:"expiresAt"`
-			ProxyEndpoint      string      `json:"proxyEndpoint"`
-		} `json:"authorizationData"`
+	client, err := e.api(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("ECR GetAuthorizationToken: %w", err)
 	}
-	if err := e.call(ctx, "GetAuthorizationToken", struct{}{}, &out); err != nil {
-		return nil, err
+	out, err := client.GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{})
+	if err != nil {
+		return nil, awsError("ECR GetAuthorizationToken", err)
 	}
-	if len(out.AuthorizationData) == 0 {
+	if len(out.AuthorizationData) == 0 || out.AuthorizationData[0].AuthorizationToken == nil {
 		return nil, errors.New("ECR GetAuthorizationToken: answered no authorization data")
 	}
 	d := out.AuthorizationData[0]
-	raw, err := base64.StdEncoding.DecodeString(d.AuthorizationToken)
+	raw, err := base64.StdEncoding.DecodeString(*d.AuthorizationToken)
 	if err != nil {
 		return nil, errors.New("ECR GetAuthorizationToken: the token is not base64")
 	}
@@ -159,10 +180,8 @@ func (e *ECR) Authorization(ctx context.Context) (*authn.AuthConfig, error) {
 		return nil, errors.New("ECR GetAuthorizationToken: the token is not user:password")
 	}
 	expires := e.now().Add(time.Hour)
-	if d.ExpiresAt != "" {
-		if t, err := jsonNumberTime(d.ExpiresAt); err == nil {
-			expires = t
-		}
+	if d.ExpiresAt != nil {
+		expires = *d.ExpiresAt
 	}
 	auth := &authn.AuthConfig{Username: user, Password: pass}
 	e.mu.Lock()
@@ -172,67 +191,56 @@ func (e *ECR) Authorization(ctx context.Context) (*authn.AuthConfig, error) {
 	return &t, nil
 }
 
-// credentials returns AWS credentials, assuming the configured role.
-func (e *ECR) credentials(ctx context.Context) (awsCredentials, error) {
-	e.mu.Lock()
-	if e.haveCreds && (e.creds.Expires.IsZero() || e.now().Before(e.creds.Expires.Add(-credentialMargin))) {
-		c := e.creds
-		e.mu.Unlock()
-		return c, nil
-	}
-	e.mu.Unlock()
-	creds, err := e.chain.retrieve(ctx)
-	if err != nil {
-		return awsCredentials{}, err
-	}
-	if e.cfg.AssumeRoleARN != "" {
-		if creds, err = e.chain.assumeRole(ctx, creds, e.cfg.AssumeRoleARN); err != nil {
-			return awsCredentials{}, fmt.Errorf("assuming role %s: %w", e.cfg.AssumeRoleARN, err)
-		}
-	}
-	e.mu.Lock()
-	e.creds, e.haveCreds = creds, true
-	e.mu.Unlock()
-	return creds, nil
-}
-
-// call runs one ECR operation.
-func (e *ECR) call(ctx context.Context, op string, in, out any) error {
-	creds, err := e.credentials(ctx)
-	if err != nil {
-		return fmt.Errorf("ECR %s: %w", op, err)
-	}
-	body, err := json.Marshal(in)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.endpoint+"/", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
-	req.Header.Set("X-Amz-Target", ecrTargetPrefix+op)
-	signV4(req, body, creds, e.cfg.Region, "ecr", e.now())
-	resp, err := e.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("ECR %s: %w", op, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusOK {
-		if err := readJSON(resp, out); err != nil {
-			return fmt.Errorf("ECR %s: %w", op, err)
-		}
+// optional is nil for "", so that the SDK leaves the field out.
+func optional(s string) *string {
+	if s == "" {
 		return nil
 	}
-	var fault struct {
-		Type     string `json:"__type"`
-		Message  string `json:"message"`
-		MessageU string `json:"Message"`
+	return aws.String(s)
+}
+
+// awsError turns an SDK error into a cloudError named for op, so that
+// Retryable and the messages treat every cloud alike. When the call failed
+// before it was sent because credentials could not be had (a refused
+// AssumeRole, an unreachable credentials endpoint, no source at all), the
+// message says so and names the credential call that failed. The SDK's
+// errors hold no secrets.
+func awsError(op string, err error) error {
+	// The SDK nests the operation that failed inside the one that needed
+	// it: ECR CreateRepository, then STS AssumeRole for its credentials.
+	var ops []*smithy.OperationError
+	for e := err; ; {
+		var oe *smithy.OperationError
+		if !errors.As(e, &oe) {
+			break
+		}
+		ops = append(ops, oe)
+		e = oe.Err
 	}
-	_ = readJSON(resp, &fault)
-	code := fault.Type
-	if i := strings.LastIndexByte(code, '#'); i >= 0 {
-		code = code[i+1:]
+	cause := err
+	if len(ops) > 0 {
+		cause = ops[0].Err
 	}
-	return &cloudError{Op: "ECR " + op, StatusCode: resp.StatusCode, Code: code, Message: firstNonEmpty(fault.Message, fault.MessageU)}
+	ce := &cloudError{Op: op}
+	var re *smithyhttp.ResponseError
+	if errors.As(err, &re) {
+		ce.StatusCode = re.HTTPStatusCode()
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		ce.Code, ce.Message = ae.ErrorCode(), ae.ErrorMessage()
+	}
+	answered := ce.StatusCode != 0 || ce.Code != ""
+	if len(ops) > 1 {
+		inner := ops[len(ops)-1]
+		if !answered {
+			return fmt.Errorf("%s: getting AWS credentials: %w", op, cause)
+		}
+		ce.Op = inner.ServiceID + " " + inner.OperationName
+		return fmt.Errorf("%s: getting AWS credentials: %w", op, ce)
+	}
+	if !answered {
+		return fmt.Errorf("%s: %w", op, cause)
+	}
+	return ce
 }

@@ -34,16 +34,22 @@ type Authorizer interface {
 // starts over, which costs one idempotent provider call per repository.
 const maxEnsured = 10000
 
-// newProvider builds the provider config.TargetProvider describes, with
-// the cloud's real endpoints.
-func newProvider(tp *config.TargetProvider, getenv func(string) string) (Provider, error) {
+// NewProvider builds the provider that cfg.TargetProvider describes, with
+// the clouds' real endpoints, or nil when the config names none. It reads
+// cfg once and does no I/O (credentials are found on first use), so it can
+// be called again for a reloaded config; New calls it unless WithProvider
+// is given, and binds the provider to cfg.TargetRegistry's host.
+func NewProvider(cfg *config.Config) (Provider, error) {
+	tp := cfg.TargetProvider
 	switch {
+	case tp == nil:
+		return nil, nil
 	case tp.ECR != nil && tp.ArtifactRegistry != nil:
 		return nil, errors.New("targetProvider: set ecr or artifactRegistry, not both")
 	case tp.ECR != nil:
-		return NewECR(*tp.ECR, getenv), nil
+		return NewECR(*tp.ECR), nil
 	case tp.ArtifactRegistry != nil:
-		return NewArtifactRegistry(*tp.ArtifactRegistry, getenv), nil
+		return NewArtifactRegistry(*tp.ArtifactRegistry), nil
 	}
 	return nil, nil
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -28,7 +29,9 @@ type route struct {
 // serves hosts from their configured endpoints, so that references keep
 // their real names everywhere else; refuses plain HTTP unless the host is
 // insecure (go-containerregistry would try HTTP for localhost and private
-// addresses on its own); turns 429 answers into StatusErrors that keep
+// addresses on its own), except that a loopback host (see Loopback) that
+// answers HTTPS in plain HTTP is then spoken to in plain HTTP, as
+// containerd's docker.NewHTTPFallback does; turns 429 answers into StatusErrors that keep
 // Retry-After; reports rate-limit headers; and counts uploaded blob bytes.
 type router struct {
 	routes    map[string]*route // by lower-case request host, aliases included
@@ -37,13 +40,18 @@ type router struct {
 	userAgent string
 	onLimit   func(RateLimit)
 	now       func() time.Time
+
+	mu sync.Mutex
+	// plain are the loopback hosts ("127.0.0.1:5000") that answered
+	// HTTPS in plain HTTP: they are spoken to in plain HTTP from then on.
+	plain map[string]bool
 }
 
 // newRouter builds the router over base. When base is an *http.Transport,
 // insecure hosts get a clone that skips TLS verification; another
 // RoundTripper (WithTransport) is used as is for both.
 func newRouter(base http.RoundTripper, routes map[string]*route, userAgent string, onLimit func(RateLimit)) *router {
-	r := &router{routes: routes, secure: base, insecure: base, userAgent: userAgent, onLimit: onLimit, now: time.Now}
+	r := &router{routes: routes, secure: base, insecure: base, userAgent: userAgent, onLimit: onLimit, now: time.Now, plain: map[string]bool{}}
 	if t, ok := base.(*http.Transport); ok {
 		it := t.Clone()
 		if it.TLSClientConfig == nil {
@@ -70,7 +78,20 @@ func (r *router) RoundTrip(req *http.Request) (*http.Response, error) {
 		out.Host = ""
 	}
 	insecure := rt != nil && rt.insecure
-	if out.URL.Scheme == "http" && !insecure {
+	// A loopback registry is tried over HTTPS, then plain HTTP; an
+	// endpoint's scheme is the config's choice and stays as written.
+	fallback := !insecure && (rt == nil || rt.endpoint == nil) && Loopback(out.URL.Host)
+	if fallback {
+		// go-containerregistry may ask for http:// itself (it pings
+		// localhost both ways): HTTPS is still tried first.
+		out.URL.Scheme = "https"
+		r.mu.Lock()
+		if r.plain[strings.ToLower(out.URL.Host)] {
+			out.URL.Scheme = "http"
+		}
+		r.mu.Unlock()
+	}
+	if out.URL.Scheme == "http" && !insecure && !fallback {
 		return nil, insecureError(req.URL.Host, rt)
 	}
 	if r.userAgent != "" {
@@ -89,11 +110,14 @@ func (r *router) RoundTrip(req *http.Request) (*http.Response, error) {
 		base = r.insecure
 	}
 	resp, err := base.RoundTrip(out)
-	if err != nil {
-		var rh tls.RecordHeaderError
-		if errors.As(err, &rh) && string(rh.RecordHeader[:]) == "HTTP/" {
+	var rh tls.RecordHeaderError
+	if err != nil && errors.As(err, &rh) && string(rh.RecordHeader[:]) == "HTTP/" {
+		if !fallback {
 			return nil, fmt.Errorf("%s answers plain HTTP, not HTTPS: %w", out.URL.Host, insecureError(req.URL.Host, rt))
 		}
+		resp, err = r.plainHTTP(out)
+	}
+	if err != nil {
 		return nil, err
 	}
 	// Keep the request as its caller made it: relative Location headers
@@ -106,6 +130,30 @@ func (r *router) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, se
 	}
 	return resp, nil
+}
+
+// plainHTTP sends again, in plain HTTP, a request to a loopback host that
+// answered HTTPS in plain HTTP, and remembers the host. The handshake
+// failed before the body was sent; a body that cannot be had again
+// (GetBody) is not sent twice, but the first request to a registry is its
+// ping, which has none.
+func (r *router) plainHTTP(out *http.Request) (*http.Response, error) {
+	r.mu.Lock()
+	r.plain[strings.ToLower(out.URL.Host)] = true
+	r.mu.Unlock()
+	again := out.Clone(out.Context())
+	again.URL.Scheme = "http"
+	if out.Body != nil && out.Body != http.NoBody {
+		if out.GetBody == nil {
+			return nil, fmt.Errorf("%s answers plain HTTP, not HTTPS; the request cannot be sent again, try again", out.URL.Host)
+		}
+		body, err := out.GetBody()
+		if err != nil {
+			return nil, err
+		}
+		again.Body = body
+	}
+	return r.secure.RoundTrip(again)
 }
 
 // insecureError explains why plain HTTP was refused and which key allows it.

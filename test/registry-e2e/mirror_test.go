@@ -303,6 +303,29 @@ spec:
 	})
 }
 
+// Loopback registries are tried over HTTPS, then plain HTTP, as
+// containerd does: mirroring between two docker-registry processes on
+// 127.0.0.1 needs no registries section at all.
+func TestMirrorBetweenLoopbackRegistriesNeedsNoRegistriesSection(t *testing.T) {
+	srcReg := testenv.StartDockerRegistry(t, testenv.RegistryOptions{})
+	dstReg := testenv.StartDockerRegistry(t, testenv.RegistryOptions{})
+	if !strings.HasPrefix(srcReg.Host, "127.0.0.1:") || !strings.HasPrefix(dstReg.Host, "127.0.0.1:") {
+		t.Fatalf("the registries listen on %s and %s, want 127.0.0.1", srcReg.Host, dstReg.Host)
+	}
+	config := filepath.Join(t.TempDir(), "config.yaml")
+	body := fmt.Sprintf("sourceRegistries:\n- %s\ntargetRegistry: %s/mirror\n", srcReg.Host, dstReg.Host)
+	if err := os.WriteFile(config, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	app := seedIndex(t, srcReg.Host+"/src/app:1.0", 2, "linux/amd64", "linux/arm64")
+
+	r := runSwapper(t, "", nil, "mirror", "--config", config, srcReg.Host+"/src/app:1.0")
+	if r.code != 0 || !strings.Contains(r.stdout, "1 copied, 0 already present, 0 failed") {
+		t.Fatalf("want one image copied with no registries section, got:\n%s", r)
+	}
+	checkMirrored(t, targetOf(dstReg.Host+"/mirror", srcReg.Host, "src/app:1.0"), app, authn.Anonymous)
+}
+
 func TestMirrorToAPasswordProtectedTarget(t *testing.T) {
 	const user = "e2e-pusher"
 	password := testenv.RandomSecret(t)
