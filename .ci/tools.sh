@@ -10,17 +10,20 @@
 #            eval "$(.ci/tools.sh helm)"           # exports them into the shell
 #            .ci/tools.sh apt docker-registry      # installs missing Debian packages
 #            .ci/tools.sh crane                    # builds crane; prints its path
+#            .ci/tools.sh trivy                    # builds trivy; prints its path
 #
 # Environment:
 #   IMAGE_SWAPPER_TOOLS_CACHE  cache root (default ~/.cache/image-swapper)
 #   HELM3_VERSION, HELM4_VERSION  versions built by "helm" (defaults below)
 #   CRANE_VERSION              version built by "crane" (default below)
+#   TRIVY_VERSION              version built by "trivy" (default below)
 
 TOOLS_CACHE="${IMAGE_SWAPPER_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/image-swapper}"
 HELM3_VERSION="${HELM3_VERSION:-v3.22.0}"
 HELM4_VERSION="${HELM4_VERSION:-v4.3.1}"
 KUBE_VERSION="${KUBE_VERSION:-v1.37.2}"
 CRANE_VERSION="${CRANE_VERSION:-v0.22.1}"
+TRIVY_VERSION="${TRIVY_VERSION:-v0.74.0}"
 
 # tools_log writes progress to stderr so that stdout carries only results.
 tools_log() {
@@ -211,6 +214,30 @@ tools_build_crane() {
 		"github.com/google/go-containerregistry/cmd/crane@$1" >&2
 }
 
+# tools_trivy [VERSION] builds Aqua Security's trivy (default
+# $TRIVY_VERSION) unless it is cached, and prints the path of the binary.
+# The vulnerability gate's e2e tests run it offline against a synthetic
+# database.
+tools_trivy() {
+	local version="${1:-$TRIVY_VERSION}"
+	tools_cached_build "trivy $version (6-10 minutes on 2 cores)" "$TOOLS_CACHE/trivy-$version/trivy" tools_build_trivy "$version"
+}
+
+# tools_build_trivy VERSION builds trivy in the current directory, in a
+# throwaway module that requires it: "go install pkg@version" refuses it
+# (its go.mod has replace directives). Trivy needs the encoding/json/v2
+# experiment. Its version string comes from pkg/version/app.ver, as its
+# release builds set it.
+tools_build_trivy() {
+	local version="$1"
+	export GOFLAGS=-mod=mod GOEXPERIMENT=jsonv2
+	go mod init image-swapper.tools/trivy >/dev/null 2>&1
+	go get "github.com/aquasecurity/trivy/cmd/trivy@$version" >&2
+	go build -trimpath \
+		-ldflags "-s -w -X github.com/aquasecurity/trivy/pkg/version/app.ver=${version#v}" \
+		-o trivy github.com/aquasecurity/trivy/cmd/trivy >&2
+}
+
 tools_main() {
 	case "${1:-}" in
 	helm)
@@ -235,14 +262,19 @@ tools_main() {
 		shift
 		tools_crane "$@"
 		;;
+	trivy)
+		shift
+		tools_trivy "$@"
+		;;
 	*)
 		cat >&2 <<USAGE
-usage: $0 helm [VERSION...] | kube | apt PACKAGE... | crane [VERSION]
+usage: $0 helm [VERSION...] | kube | apt PACKAGE... | crane [VERSION] | trivy [VERSION]
   helm             build Helm $HELM3_VERSION and $HELM4_VERSION; print IMAGE_SWAPPER_HELM3/4 exports
   helm VERSION...  build the given Helm versions; print their paths
   kube             build kube-apiserver $KUBE_VERSION, install etcd; print the KUBEBUILDER_ASSETS export
   apt PACKAGE...   install the Debian packages that are missing (docker-registry, skopeo, ...)
   crane [VERSION]  build crane (default $CRANE_VERSION); print its path
+  trivy [VERSION]  build trivy (default $TRIVY_VERSION, 6-10 minutes); print its path
 USAGE
 		return 2
 		;;

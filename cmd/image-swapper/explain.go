@@ -43,7 +43,13 @@ image, normalized, action, target, rule and reasons.`,
 			ctx := rules.Context{
 				Namespace:       flags.namespace,
 				NamespaceLabels: nsLabels,
-				Object:          rules.Object{Kind: kind, Name: name, Labels: objLabels},
+				// As at admission: the object is the Pod, the workload
+				// what --kind and --name say owns it.
+				Object:   rules.Object{Kind: "Pod", Labels: objLabels},
+				Workload: rules.Workload{Kind: kind, Name: name},
+			}
+			if kind == "Pod" {
+				ctx.Object.Name = name
 			}
 			out := cmd.OutOrStdout()
 			enc := json.NewEncoder(out)
@@ -62,8 +68,8 @@ image, normalized, action, target, rule and reasons.`,
 	}
 	flags.register(cmd)
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
-	cmd.Flags().StringVar(&kind, "kind", "Pod", "kind of the object holding the image, for conditions")
-	cmd.Flags().StringVar(&name, "name", "", "name of the object holding the image, for conditions")
+	cmd.Flags().StringVar(&kind, "kind", "Pod", "kind of the workload holding the image (workload.kind in conditions; Pod for a bare Pod)")
+	cmd.Flags().StringVar(&name, "name", "", "name of the workload holding the image (workload.name in conditions)")
 	cmd.Flags().StringArrayVarP(&objectLabels, "label", "l", nil, "label KEY=VALUE of the Pod, for object selectors and the opt-out label (repeatable)")
 	return cmd
 }

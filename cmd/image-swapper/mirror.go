@@ -37,13 +37,21 @@ func newMirrorCommand() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "mirror --config FILE [IMAGE...] [-f images.txt] [--from-manifests FILE|-]",
-		Short: "Copy every image the configuration would swap into the target registry",
+		Short: "Pre-warm the mirror: copy every image that some namespace could swap",
 		Long: `mirror copies each image the engine would swap into its target, in process:
 a multi-arch index is copied whole, so the target digest equals the source
 digest (checked after every copy); an image already present costs one HEAD
 request; blobs the target has are not sent again. Images come from the
 arguments, from a file of one image per line (-f, "#" starts a comment) and
 from the images of a manifest stream (--from-manifests).
+
+Without --namespace and --namespace-label, mirror pre-warms for the whole
+cluster: it copies each image that some namespace could swap. Namespace
+selectors, object selectors and CEL conditions (of mirroring and of rules)
+are taken as met by some namespace rather than judged against an empty one;
+an image that only a deny rule or the deny list would touch is not copied.
+With --namespace or --namespace-label it decides for that namespace, as
+rewrite and explain do.
 
 On a terminal each image gets a progress bar; otherwise a line is printed as
 each image finishes. A summary table ends the run. Registry endpoints and
@@ -125,9 +133,19 @@ func collectCopyJobs(stdin io.Reader, e *engine.Engine, namespace string, nsLabe
 		}
 		images = append(images, imageList(data)...)
 	}
-	ctx := rules.Context{Namespace: namespace, NamespaceLabels: nsLabels, Object: rules.Object{Kind: "Pod"}}
+	// Without a namespace, mirror pre-warms for all of them: it copies what
+	// some namespace could swap (engine.Prewarm), rather than judging
+	// namespace selectors against a namespace that does not exist.
+	prewarm := namespace == "" && len(nsLabels) == 0
+	decide := func(img string) []engine.Decision {
+		s := engine.Subject{Image: img, Context: rules.Context{Namespace: namespace, NamespaceLabels: nsLabels, Object: rules.Object{Kind: "Pod"}}}
+		if prewarm {
+			return e.Prewarm(s)
+		}
+		return []engine.Decision{e.Decide(s)}
+	}
 	for _, img := range images {
-		decisions = append(decisions, e.Decide(engine.Subject{Image: img, Context: ctx}))
+		decisions = append(decisions, decide(img)...)
 	}
 	if manifestsFile != "" {
 		data, err := readInput(stdin, manifestsFile)
@@ -143,6 +161,12 @@ func collectCopyJobs(stdin io.Reader, e *engine.Engine, namespace string, nsLabe
 			return nil, nil, fmt.Errorf("%s: %w", inputName(manifestsFile), err)
 		}
 		for _, f := range res.Findings {
+			if prewarm {
+				// The manifests name the images; which namespaces they
+				// will run in, and those namespaces' labels, are unknown.
+				decisions = append(decisions, decide(f.Decision.Image)...)
+				continue
+			}
 			decisions = append(decisions, f.Decision)
 		}
 	}

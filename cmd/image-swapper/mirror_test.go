@@ -193,3 +193,105 @@ func TestMappingsFileIsJSONWithVersion(t *testing.T) {
 		t.Errorf("ReadLock of version 2: %v", err)
 	}
 }
+
+// productExample is the configuration of the product's own example
+// (/work/shared/design.md, "Configuration"), verbatim: it swaps only in
+// namespaces labelled enable-mirroring=true.
+const productExample = `sourceRegistries: [docker.io, quay.io]
+targetRegistry: registry.example.com
+mirroring:
+  enabled: true
+  namespaceSelector: {matchLabels: {enable-mirroring: "true"}}
+security:
+  scanning: {enabled: true, provider: trivy, failOnCritical: true}
+policies:
+  allowList: ["registry.example.com/*"]
+  denyList: ["docker.io/unknown/*"]
+`
+
+// productExampleSetup writes productExample followed by a registries
+// section that serves docker.io and registry.example.com from in-process
+// registries; the example's own lines are unchanged.
+func productExampleSetup(t *testing.T) (src, dst *registrytest.Registry, config string) {
+	t.Helper()
+	src, dst = registrytest.New(t), registrytest.New(t)
+	cfg := productExample + fmt.Sprintf(`registries:
+  docker.io: {endpoint: "http://%s", insecure: true}
+  registry.example.com: {endpoint: "http://%s", insecure: true}
+`, src.Host, dst.Host)
+	config = filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return src, dst, config
+}
+
+// TestMirrorPrewarmsWithTheProductExample: without --namespace, mirror
+// copies what some namespace could swap, although the example swaps only
+// in labelled namespaces; what only the deny list would touch is skipped.
+func TestMirrorPrewarmsWithTheProductExample(t *testing.T) {
+	src, dst, config := productExampleSetup(t)
+	digest := src.PushIndex(t, "library/nginx:1.27", 2, "linux/amd64", "linux/arm64")
+	src.PushIndex(t, "unknown/db:1", 1, "linux/amd64")
+	code, out, errOut := runCLI(t, "", "mirror", "--config", config, "nginx:1.27", "docker.io/unknown/db:1")
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	if got := dst.Digest(t, "docker.io/library/nginx:1.27"); got != digest {
+		t.Fatalf("target digest %q, want the source digest %q", got, digest)
+	}
+	if !strings.Contains(out, "1 copied, 0 already present, 0 failed") {
+		t.Errorf("summary does not report one copy:\n%s", out)
+	}
+	if !strings.Contains(errOut, "skipped docker.io/unknown/db:1: denied") || !strings.Contains(errOut, "denyList") {
+		t.Errorf("the denied image is not reported as skipped:\n%s", errOut)
+	}
+	if n := dst.Count("", "unknown/db"); n != 0 {
+		t.Errorf("the denied image reached the target: %d requests", n)
+	}
+}
+
+// TestMirrorForANamespaceDecidesForIt: with --namespace or
+// --namespace-label, mirror judges the selector for that namespace: an
+// unlabelled one swaps nothing, and the allowList then refuses the image.
+func TestMirrorForANamespaceDecidesForIt(t *testing.T) {
+	_, dst, config := productExampleSetup(t)
+	code, _, errOut := runCLI(t, "", "mirror", "--config", config, "--dry-run", "--namespace", "shop", "nginx:1.27")
+	if code != exitTrouble || !strings.Contains(errOut, "skipped nginx:1.27: denied: denied by policies.allowList") {
+		t.Errorf("--namespace shop: exit %d, stderr:\n%s", code, errOut)
+	}
+	code, out, errOut := runCLI(t, "", "mirror", "--config", config, "--dry-run", "--namespace", "shop", "--namespace-label", "enable-mirroring=true", "nginx:1.27")
+	if want := "would copy docker.io/library/nginx:1.27 -> registry.example.com/docker.io/library/nginx:1.27\n"; code != 0 || out != want {
+		t.Errorf("labelled namespace: exit %d, stdout %q, want %q\n%s", code, out, want, errOut)
+	}
+	if n := dst.Count("", ""); n != 0 {
+		t.Errorf("dry runs made %d requests at the target", n)
+	}
+}
+
+// TestMirrorPrewarmsManifestImages: images from --from-manifests are
+// pre-warmed too, since which namespace a manifest lands in, and its
+// labels, are not known to mirror.
+func TestMirrorPrewarmsManifestImages(t *testing.T) {
+	_, _, config := productExampleSetup(t)
+	code, out, errOut := runCLI(t, podManifest("quay.io/team/app:2"), "mirror", "--config", config, "--dry-run", "--from-manifests", "-")
+	if want := "would copy quay.io/team/app:2 -> registry.example.com/quay.io/team/app:2\n"; code != 0 || out != want {
+		t.Errorf("exit %d, stdout %q, want %q\n%s", code, out, want, errOut)
+	}
+}
+
+// TestRewriteKeepsNamespaceSemantics: rewrite decides for the namespace
+// it is given (none: a namespace without labels), so the product example
+// swaps nothing outside labelled namespaces.
+func TestRewriteKeepsNamespaceSemantics(t *testing.T) {
+	_, _, config := productExampleSetup(t)
+	in := podManifest("registry.example.com/docker.io/library/nginx:1.27")
+	code, out, errOut := runCLI(t, podManifest("nginx:1.27"), "rewrite", "--config", config, "--namespace-label", "enable-mirroring=true")
+	if code != 0 || out != in {
+		t.Errorf("labelled: exit %d, output\n%s\nwant\n%s\n%s", code, out, in, errOut)
+	}
+	code, out, errOut = runCLI(t, podManifest("nginx:1.27"), "rewrite", "--config", config)
+	if code != 1 || out != "" || !strings.Contains(errOut, "policies.allowList") {
+		t.Errorf("unlabelled: exit %d, stdout %q, want a denial by the allowList (nothing swapped)\n%s", code, out, errOut)
+	}
+}

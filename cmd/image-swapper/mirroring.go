@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 
@@ -48,17 +49,30 @@ func newMirroring(cfg *config.Config, logger *slog.Logger, onCopy func(mirror.Ev
 		copyOpts.Platforms = append(copyOpts.Platforms, pl)
 	}
 	m := &mirroring{client: client}
+	positive, negative := cfg.PresenceTTLs()
 	m.service = mirror.New(progressRegistry{m}, mirror.Options{
-		Workers: cfg.Mirroring.Concurrency,
-		Copy:    copyOpts,
-		Logger:  logger,
-		OnCopy:  onCopy,
+		Workers:     cfg.Mirroring.Concurrency,
+		PositiveTTL: presenceTTL(positive),
+		NegativeTTL: presenceTTL(negative),
+		Copy:        copyOpts,
+		Logger:      logger,
+		OnCopy:      onCopy,
 	})
 	svc.Store(m.service)
 	return m, nil
 }
 
 func (m *mirroring) Close() { m.service.Close() }
+
+// presenceTTL turns a TTL of mirroring.presenceCache, where 0s means no
+// caching, into the mirror's, where 0 means the default and a negative
+// TTL no caching.
+func presenceTTL(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
 
 // engineMirror adapts the mirror service to engine.Mirror.
 func (m *mirroring) engineMirror() engineMirror { return engineMirror{m.service} }

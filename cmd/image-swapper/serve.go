@@ -17,8 +17,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
 	"github.com/image-swapper/image-swapper/internal/config"
@@ -34,7 +32,7 @@ type serveFlags struct {
 	listen          string
 	tlsCert         string
 	tlsKey          string
-	kubeconfig      string
+	kube            kubeFlags
 	noKubeAPI       bool
 	namespace       string
 	logFormat       string
@@ -65,9 +63,10 @@ to their mirror, /validate applies the allow and deny lists, and /healthz,
 
 The configuration file and the certificate files are reloaded when they
 change; an invalid new configuration is logged and the last good one stays.
-Namespace labels come from an informer over the Kubernetes API (in-cluster,
-or --kubeconfig). SIGTERM or SIGINT stops the server after in-flight
-requests finish.
+Namespace labels come from an informer over the Kubernetes API, found as
+kubectl finds it: --kubeconfig, else $KUBECONFIG (files merged), else
+in-cluster, else ~/.kube/config; --context picks a context. SIGTERM or
+SIGINT stops the server after in-flight requests finish.
 
 With --self-signed instead of --tls-cert and --tls-key, the server makes its
 own CA and serving certificate, keeps them in a Secret its replicas share,
@@ -87,7 +86,7 @@ before they expire (RBAC: docs/operations.md).`,
 	fl.StringVar(&f.listen, "listen", ":8443", "address to serve HTTPS on")
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "serving certificate, PEM (required; reloaded when it changes)")
 	fl.StringVar(&f.tlsKey, "tls-key", "", "private key of the serving certificate, PEM (required)")
-	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig for the Kubernetes API (default: in-cluster)")
+	f.kube.register(fl)
 	fl.BoolVar(&f.noKubeAPI, "no-kube-api", false, "run without the Kubernetes API: namespace selectors see only namespace names (for local testing)")
 	fl.StringVar(&f.namespace, "namespace", os.Getenv("POD_NAMESPACE"), "namespace the server runs in, left alone unless the configuration includes it (default $POD_NAMESPACE)")
 	fl.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
@@ -130,10 +129,11 @@ func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
 		regOpts     []registry.Option
 	)
 	if !f.noKubeAPI {
-		client, err := f.kubeClient()
+		client, from, err := f.kube.access().client()
 		if err != nil {
 			return trouble(err)
 		}
+		log.Info("using the Kubernetes API", "from", from)
 		// client-go logs through klog; send it to the same place.
 		klog.SetSlogLogger(log)
 		namespaces = webhook.NewNamespaceInformer(client, log, metrics)
@@ -150,7 +150,8 @@ func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
 		log.Warn("running without the Kubernetes API: namespace selectors see only namespace names")
 	}
 	// The mirror service reaches registries as the configuration at start
-	// says; a reload changes rules and policy, not registry access.
+	// says; the server refuses a reload that would change registry access
+	// (MirrorConfig), rather than half-apply it.
 	cfg, err := config.Load(f.configPath)
 	if err != nil {
 		return trouble(err)
@@ -164,6 +165,7 @@ func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
 	defer m.Close()
 	srv, err := webhook.New(webhook.Options{
 		Mirror:          m.engineMirror(),
+		MirrorConfig:    cfg,
 		ConfigPath:      f.configPath,
 		Namespace:       f.namespace,
 		Certificates:    certs,
@@ -230,25 +232,6 @@ func (f *serveFlags) selfSignedSource(ctx context.Context, client kubernetes.Int
 }
 
 // --- end self-signed ---
-
-// kubeClient connects with --kubeconfig, or in-cluster.
-func (f *serveFlags) kubeClient() (kubernetes.Interface, error) {
-	var cfg *rest.Config
-	var err error
-	if f.kubeconfig != "" {
-		cfg, err = clientcmd.BuildConfigFromFlags("", f.kubeconfig)
-		if err != nil {
-			return nil, fmt.Errorf("--kubeconfig %s: %w", f.kubeconfig, err)
-		}
-	} else {
-		cfg, err = rest.InClusterConfig()
-		if err != nil {
-			return nil, fmt.Errorf("not running in a cluster (%w): give --kubeconfig, or --no-kube-api to run without namespace labels", err)
-		}
-	}
-	cfg.UserAgent = "image-swapper"
-	return kubernetes.NewForConfig(cfg)
-}
 
 // newLogger builds the slog logger of --log-format and --log-level.
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {

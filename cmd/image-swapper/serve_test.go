@@ -53,6 +53,8 @@ func writeServingPair(t *testing.T, dir string) (certFile, keyFile string) {
 func TestServeRefusesToStart(t *testing.T) {
 	t.Setenv("KUBERNETES_SERVICE_HOST", "")
 	dir := t.TempDir()
+	// KUBECONFIG replaces ~/.kube/config, so this machine's own does not count.
+	t.Setenv("KUBECONFIG", filepath.Join(dir, "no-kubeconfig"))
 	cert, key := writeServingPair(t, dir)
 	badConfig := filepath.Join(dir, "bad.yaml")
 	if err := os.WriteFile(badConfig, []byte("targetRegistry: registry.example.com\nmirroring:\n  swapp: wait\n"), 0o600); err != nil {
@@ -70,7 +72,7 @@ func TestServeRefusesToStart(t *testing.T) {
 		{"an unknown log format is refused", append([]string{"serve", "--config", exampleConfig, "--log-format", "xml"}, tls...), `--log-format "xml": want json or text`},
 		{"an unknown log level is refused", append([]string{"serve", "--config", exampleConfig, "--log-level", "loud"}, tls...), `--log-level "loud"`},
 		{"a zero admission budget is refused", append([]string{"serve", "--config", exampleConfig, "--admission-budget", "0s"}, tls...), "--admission-budget 0s"},
-		{"outside a cluster the API needs a kubeconfig", append([]string{"serve", "--config", exampleConfig}, tls...), "give --kubeconfig, or --no-kube-api"},
+		{"outside a cluster the API needs a kubeconfig", append([]string{"serve", "--config", exampleConfig}, tls...), "no Kubernetes API configuration found; tried --kubeconfig (not given), KUBECONFIG="},
 		{"an invalid configuration names the key", append([]string{"serve", "--config", badConfig, "--no-kube-api"}, tls...), `mirroring.swapp: unknown key (did you mean "swap"?)`},
 		{"an invalid listen address is named", append([]string{"serve", "--config", exampleConfig, "--no-kube-api", "--listen", "256.0.0.1:1"}, tls...), "--listen 256.0.0.1:1"},
 	}

@@ -17,7 +17,26 @@ const (
 	// mirroring.concurrency is not set; MaxConcurrency bounds it.
 	DefaultConcurrency = 4
 	MaxConcurrency     = 64
+	// DefaultPositiveTTL and DefaultNegativeTTL are how long the mirror
+	// believes that the target has, or lacks, an image when
+	// mirroring.presenceCache does not say.
+	DefaultPositiveTTL = 30 * time.Second
+	DefaultNegativeTTL = 10 * time.Second
 )
+
+// PresenceTTLs are how long the mirror believes that the target has an
+// image and that it lacks one (mirroring.presenceCache, default 30s and
+// 10s); 0 means not at all.
+func (c *Config) PresenceTTLs() (positive, negative time.Duration) {
+	positive, negative = DefaultPositiveTTL, DefaultNegativeTTL
+	if d := c.Mirroring.PresenceCache.PositiveTTL; d != nil {
+		positive = d.Duration
+	}
+	if d := c.Mirroring.PresenceCache.NegativeTTL; d != nil {
+		negative = d.Duration
+	}
+	return positive, negative
+}
 
 // SwapEnabled reports whether swapping is on (mirroring.enabled, default true).
 func (c *Config) SwapEnabled() bool {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"reflect"
 	"sort"
@@ -250,6 +251,30 @@ func (d *decoder) value(n *yaml.Node, t reflect.Type, path string) (v any, ok bo
 			return nil, false
 		}
 		return b, true
+	case reflect.Int:
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" {
+			d.fail(n, path, "expected a whole number, got %s", describe(n))
+			return nil, false
+		}
+		i, err := strconv.ParseInt(n.Value, 0, 32)
+		if err != nil {
+			d.fail(n, path, "%s is not a whole number in range", n.Value)
+			return nil, false
+		}
+		return i, true
+	case reflect.Float64:
+		// A number, written as 8.9 or 9; YAML's .inf and .nan are not
+		// scores.
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" && n.ShortTag() != "!!float" {
+			d.fail(n, path, "expected a number, got %s", describe(n))
+			return nil, false
+		}
+		f, err := strconv.ParseFloat(n.Value, 64)
+		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+			d.fail(n, path, "%s is not a finite number", n.Value)
+			return nil, false
+		}
+		return f, true
 	}
 	// The schema has no other kinds; a new field of another kind needs
 	// a case above.

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
 )
@@ -83,6 +84,9 @@ func toNode(v any, t reflect.Type) *yaml.Node {
 		}
 		return scalar("!!bool", "false")
 	case json.Number:
+		if strings.ContainsAny(v.String(), ".eE") {
+			return scalar("!!float", v.String()) // security.scanning.maxCVSS
+		}
 		return scalar("!!int", v.String())
 	case nil:
 		return scalar("!!null", "null")

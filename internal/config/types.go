@@ -101,6 +101,22 @@ type Mirroring struct {
 	Overwrite bool `json:"overwrite,omitempty"`
 	// Concurrency bounds how many copies run at once (default 4).
 	Concurrency int `json:"concurrency,omitempty"`
+	// PresenceCache says how long the target registry's answers to "do you
+	// have this image?" are believed before it is asked again.
+	PresenceCache PresenceCache `json:"presenceCache,omitempty"`
+}
+
+// PresenceCache bounds how long the mirror's existence answers are cached:
+// longer saves HEAD requests, shorter notices sooner that an image was
+// deleted from the target (until then, Pods are swapped to it and fail to
+// pull).
+type PresenceCache struct {
+	// PositiveTTL is how long "the target has it" is believed (default
+	// 30s); 0s asks the registry at every admission.
+	PositiveTTL *metav1.Duration `json:"positiveTTL,omitempty"`
+	// NegativeTTL is how long "the target lacks it" is believed (default
+	// 10s); 0s asks the registry at every admission.
+	NegativeTTL *metav1.Duration `json:"negativeTTL,omitempty"`
 }
 
 // Security configures vulnerability scanning.
@@ -108,13 +124,76 @@ type Security struct {
 	Scanning Scanning `json:"scanning,omitempty"`
 }
 
-// Scanning configures the scanner and its simplest threshold.
+// Scanning configures the vulnerability gate: which scanner runs, how, and
+// which findings fail an image. See internal/scan and
+// docs/configuration.md for what is wired where.
 type Scanning struct {
 	Enabled bool `json:"enabled,omitempty"`
 	// Provider is the scanner whose JSON is read: trivy or grype.
 	Provider string `json:"provider,omitempty"`
-	// FailOnCritical denies images with a critical vulnerability.
+	// Command is the scanner's argv; image@digest is appended. It is run
+	// directly, never through a shell. Default per provider (see
+	// Scanning.EffectiveCommand).
+	Command []string `json:"command,omitempty"`
+	// Timeout bounds one scanner run (default 5m).
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+	// Concurrency bounds how many scans run at once (default 2).
+	Concurrency int `json:"concurrency,omitempty"`
+	// Platforms are the platforms of an index that are scanned, those
+	// present (default linux/amd64 and linux/arm64).
+	Platforms []string `json:"platforms,omitempty"`
+	// FailOnCritical denies images with a CRITICAL finding.
 	FailOnCritical bool `json:"failOnCritical,omitempty"`
+	// Severity denies images with a finding at or above it (UNKNOWN,
+	// LOW, MEDIUM, HIGH, CRITICAL); empty sets no severity threshold.
+	Severity string `json:"severity,omitempty"`
+	// MaxCVSS denies images with a finding whose CVSS v3 base score is
+	// above it.
+	MaxCVSS *float64 `json:"maxCVSS,omitempty"`
+	// IgnoreUnfixed: findings without a fixed version never deny.
+	IgnoreUnfixed bool `json:"ignoreUnfixed,omitempty"`
+	// Pending says what admission does while an image has no verdict:
+	// deny (default), warn or allow.
+	Pending PendingPolicy `json:"pending,omitempty"`
+	// RescanAfter is the age after which a verdict is refreshed in the
+	// background (default 24h).
+	RescanAfter *metav1.Duration `json:"rescanAfter,omitempty"`
+	// SkipImages are wildcards of images that are never scanned and
+	// never denied by the gate.
+	SkipImages []string `json:"skipImages,omitempty"`
+	// Ignore lists exceptions for single vulnerabilities.
+	Ignore []IgnoreEntry `json:"ignore,omitempty"`
+	// VEX lists OpenVEX documents (file paths) whose not_affected
+	// statements ignore findings.
+	VEX []string `json:"vex,omitempty"`
+}
+
+// PendingPolicy says what admission does with an image that has no verdict
+// yet.
+type PendingPolicy string
+
+// The pending policies.
+const (
+	PendingDeny  PendingPolicy = "deny"  // deny with "being scanned; retry"
+	PendingWarn  PendingPolicy = "warn"  // admit with a warning
+	PendingAllow PendingPolicy = "allow" // admit
+)
+
+// IgnoreEntry is an exception: findings of one vulnerability id, in the
+// images and namespaces given, do not fail an image until it expires.
+type IgnoreEntry struct {
+	// ID is the vulnerability id exactly as the scanner reports it.
+	ID string `json:"id"`
+	// Images are wildcards of the images it applies to; empty means all.
+	Images []string `json:"images,omitempty"`
+	// Namespaces are wildcards of the namespaces it applies to; empty
+	// means all.
+	Namespaces []string `json:"namespaces,omitempty"`
+	// Expires is a date, YYYY-MM-DD: the entry applies through the end of
+	// that day, UTC.
+	Expires string `json:"expires"`
+	// Reason says why the finding is acceptable (a ticket, an analysis).
+	Reason string `json:"reason"`
 }
 
 // Policies holds the allow and deny lists.

@@ -52,11 +52,7 @@ func (c *Config) validate() problems {
 	}
 	checkEnum(&p, "mode", c.Mode, modes)
 	c.validateMirroring(&p)
-	if s := c.Security.Scanning; s.Provider != "" {
-		checkEnum(&p, "security.scanning.provider", s.Provider, providers)
-	} else if s.Enabled {
-		p.add("security.scanning.provider", "required when scanning is enabled; one of %s", strings.Join(providers, ", "))
-	}
+	c.validateScanning(&p)
 	for i, pat := range c.Policies.AllowList {
 		p.imagePattern(index("policies.allowList", i), pat)
 	}
@@ -109,6 +105,14 @@ func (c *Config) validateMirroring(p *problems) {
 	}
 	if m.Concurrency < 0 || m.Concurrency > MaxConcurrency {
 		p.add("mirroring.concurrency", "%d must be between 1 and %d (0 means the default, %d)", m.Concurrency, MaxConcurrency, DefaultConcurrency)
+	}
+	for _, ttl := range []struct {
+		key string
+		d   *metav1.Duration
+	}{{"mirroring.presenceCache.positiveTTL", m.PresenceCache.PositiveTTL}, {"mirroring.presenceCache.negativeTTL", m.PresenceCache.NegativeTTL}} {
+		if ttl.d != nil && ttl.d.Duration < 0 {
+			p.add(ttl.key, "%s must not be negative; 0s asks the registry at every admission", ttl.d.Duration)
+		}
 	}
 }
 

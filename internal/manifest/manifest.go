@@ -170,23 +170,30 @@ func (rw *Rewriter) rewriteDocument(doc workload.Document) ([]byte, []Finding, e
 	return out, findings, nil
 }
 
-// subject builds the engine's view of an image field. Selectors see the
-// Pod's labels (those of the pod template), as they would at admission.
+// subject builds the engine's view of an image field as the webhook
+// would see it at admission: selectors and conditions see the Pod (the
+// pod template: kind Pod, its labels and annotations), and the workload is
+// the object the template is in (rules.Context documents both).
 func (rw *Rewriter) subject(img workload.Image) engine.Subject {
 	ns := img.Object.Namespace
 	if ns == "" {
 		ns = rw.opts.Namespace
 	}
-	labels := img.PodLabels
-	if labels == nil {
-		labels = img.Object.Labels
+	obj := rules.Object{Kind: img.Object.Kind, Name: img.Object.Name, Labels: img.Object.Labels, Annotations: img.Object.Annotations}
+	if img.Field != workload.FieldCustom {
+		// A pod template has no name of its own; a bare Pod has.
+		obj = rules.Object{Kind: "Pod", Labels: img.PodLabels, Annotations: img.PodAnnotations}
+		if img.Object.Kind == "Pod" {
+			obj.Name = img.Object.Name
+		}
 	}
 	return engine.Subject{
 		Image: img.Value,
 		Context: rules.Context{
 			Namespace:       ns,
 			NamespaceLabels: rw.opts.NamespaceLabels,
-			Object:          rules.Object{Kind: img.Object.Kind, Name: img.Object.Name, Labels: labels, Annotations: img.Object.Annotations},
+			Object:          obj,
+			Workload:        rules.Workload{Kind: img.Object.Kind, Name: img.Object.Name},
 		},
 	}
 }

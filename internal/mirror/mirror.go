@@ -32,8 +32,10 @@ type Registry interface {
 
 // Defaults for the zero values of Options.
 const (
-	DefaultWorkers     = 4
-	DefaultPositiveTTL = 10 * time.Minute
+	DefaultWorkers = 4
+	// DefaultPositiveTTL is short: until it passes, an image deleted from
+	// the target is still swapped to, and its Pods fail to pull.
+	DefaultPositiveTTL = 30 * time.Second
 	DefaultNegativeTTL = 10 * time.Second
 	DefaultMaxAttempts = 5
 	DefaultBaseBackoff = 200 * time.Millisecond
@@ -41,12 +43,15 @@ const (
 )
 
 // Options configure a Service. Zero values take the defaults above.
+// (config.Config.PresenceTTLs gives the TTLs of mirroring.presenceCache,
+// where 0s means off: pass a negative TTL for it.)
 type Options struct {
 	// Workers bounds how many copies run at once. Copies waiting for a
 	// slot, a backoff or a rate-limited host hold no slot.
 	Workers int
 	// PositiveTTL is how long "the target has it" is believed;
-	// NegativeTTL how long "the target lacks it" is.
+	// NegativeTTL how long "the target lacks it" is. A negative TTL turns
+	// that side of the cache off: every lookup asks the registry.
 	PositiveTTL, NegativeTTL time.Duration
 	// MaxAttempts is how many times one copy is tried, the first included.
 	MaxAttempts int
@@ -119,10 +124,10 @@ func New(reg Registry, opts Options) *Service {
 	if opts.Workers <= 0 {
 		opts.Workers = DefaultWorkers
 	}
-	if opts.PositiveTTL <= 0 {
+	if opts.PositiveTTL == 0 {
 		opts.PositiveTTL = DefaultPositiveTTL
 	}
-	if opts.NegativeTTL <= 0 {
+	if opts.NegativeTTL == 0 {
 		opts.NegativeTTL = DefaultNegativeTTL
 	}
 	if opts.MaxAttempts <= 0 {

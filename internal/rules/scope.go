@@ -12,11 +12,19 @@ import (
 	"github.com/image-swapper/image-swapper/internal/reference"
 )
 
-// Context is what selectors and conditions look at besides the image.
+// Context is what selectors and conditions look at besides the image. The
+// CLI (a workload's manifest) and the webhook (the Pod it creates) fill it
+// the same way, so that one rule decides the same in CI and at admission.
 type Context struct {
 	Namespace       string
 	NamespaceLabels map[string]string
-	Object          Object
+	// Object is the Pod the image runs in: the Pod at admission, the pod
+	// template in a workload's manifest. For an image found outside a pod
+	// spec (a custom kind's path), it is the object that holds the image.
+	Object Object
+	// Workload is the object that owns the Pod, as far as it is known
+	// without asking the API server; see Workload.
+	Workload Workload
 }
 
 // Object is the Kubernetes object that holds the image.
@@ -25,6 +33,17 @@ type Object struct {
 	Name        string
 	Labels      map[string]string
 	Annotations map[string]string
+}
+
+// Workload names the object a Pod belongs to. In a manifest it is the
+// object the pod template is in (Deployment "web"; a bare Pod is its own
+// workload). At admission it comes from the Pod's controller
+// ownerReference, with a ReplicaSet named "<deployment>-<pod-template-hash>"
+// taken back to its Deployment; a Pod without a controller is its own
+// workload. Kind and Name are empty when nothing is known.
+type Workload struct {
+	Kind string
+	Name string
 }
 
 // namespaceNameLabel is set by kube-apiserver on every namespace, so
@@ -109,8 +128,16 @@ func (s Scope) Matches(ref reference.Reference, ctx *Context) (bool, string) {
 	return true, ""
 }
 
+// Scoped reports whether the rule applies only where a namespace selector,
+// an object selector or a condition holds. Pre-warming (engine.Prewarm)
+// needs to know: such a rule applies in some namespaces, and the rules
+// after it in the others.
+func (r *Rule) Scoped() bool {
+	return r.scope.namespace != nil || r.scope.object != nil || r.scope.condition != nil
+}
+
 // Condition is a compiled CEL expression over the variables image,
-// namespace and object; it must evaluate to a bool.
+// namespaceObject, object and workload; it must evaluate to a bool.
 type Condition struct {
 	source  string
 	program cel.Program
@@ -121,8 +148,14 @@ type Condition struct {
 var celEnv = sync.OnceValue(func() *cel.Env {
 	env, err := cel.NewEnv(
 		cel.Variable("image", cel.MapType(cel.StringType, cel.StringType)),
+		// namespace is a reserved word of CEL, which no expression can
+		// name; namespaceObject (Kubernetes' own name for it in admission
+		// policies) is the one to use. namespace stays declared so that
+		// the error says "reserved identifier", not "undeclared reference".
 		cel.Variable("namespace", cel.MapType(cel.StringType, cel.DynType)),
+		cel.Variable("namespaceObject", cel.MapType(cel.StringType, cel.DynType)),
 		cel.Variable("object", cel.MapType(cel.StringType, cel.DynType)),
+		cel.Variable("workload", cel.MapType(cel.StringType, cel.StringType)),
 	)
 	if err != nil {
 		panic(fmt.Sprintf("building the CEL environment: %v", err)) // a programming error, caught by every test
@@ -153,6 +186,7 @@ func (c *Condition) Eval(ref reference.Reference, ctx *Context) (bool, error) {
 	if ctx.Namespace != "" {
 		nsLabels[namespaceNameLabel] = ctx.Namespace
 	}
+	namespace := map[string]any{"name": ctx.Namespace, "labels": nsLabels}
 	out, _, err := c.program.Eval(map[string]any{
 		"image": map[string]string{
 			"reference":  ref.String(),
@@ -162,13 +196,15 @@ func (c *Condition) Eval(ref reference.Reference, ctx *Context) (bool, error) {
 			"tag":        ref.Tag,
 			"digest":     ref.Digest,
 		},
-		"namespace": map[string]any{"name": ctx.Namespace, "labels": nsLabels},
+		"namespace":       namespace,
+		"namespaceObject": namespace,
 		"object": map[string]any{
 			"kind":        ctx.Object.Kind,
 			"name":        ctx.Object.Name,
 			"labels":      nonNil(ctx.Object.Labels),
 			"annotations": nonNil(ctx.Object.Annotations),
 		},
+		"workload": map[string]string{"kind": ctx.Workload.Kind, "name": ctx.Workload.Name},
 	})
 	if err != nil {
 		return false, fmt.Errorf("evaluating CEL condition %q: %w", c.source, err)

@@ -31,11 +31,15 @@ type outcome struct {
 	namespace string
 	pod       string
 	dryRun    bool
-	skipped   string
-	swaps     []string
-	fallbacks int
-	denials   []string
-	warnings  int
+	// configDryRun is dryRun: true in the configuration: what was
+	// decided is reported (wouldDeny, swaps, warnings) but not applied.
+	configDryRun bool
+	skipped      string
+	swaps        []string
+	fallbacks    int
+	denials      []string
+	wouldDeny    []string
+	warnings     int
 }
 
 // admission is a Pod request ready for decisions.
@@ -46,7 +50,11 @@ type admission struct {
 	// update changes.
 	images []podImage
 	ctx    rules.Context
+	// dryRun is a dry-run request (kubectl --dry-run=server).
 	dryRun bool
+	// configDryRun is the configuration's dryRun: true: decide, warn and
+	// count as usual, but patch nothing and deny nothing.
+	configDryRun bool
 	// pull is the Pod's image pull credentials, for the mirror; nil when
 	// the server has no PullSecrets.
 	pull authn.Keychain
@@ -89,11 +97,14 @@ func (s *Server) prepare(ctx context.Context, req *podRequest, out *outcome) (*a
 	if out.pod == "" && pod.GenerateName != "" {
 		out.pod = pod.GenerateName + "*"
 	}
+	e := s.config.Engine()
+	out.configDryRun = e.Config().DryRun
 	a := &admission{
-		engine: s.config.Engine(),
-		pod:    pod,
-		images: changedImages(podImages(&pod.Spec), old),
-		dryRun: out.dryRun,
+		engine:       e,
+		configDryRun: out.configDryRun,
+		pod:          pod,
+		images:       changedImages(podImages(&pod.Spec), old),
+		dryRun:       out.dryRun,
 		ctx: rules.Context{
 			Namespace: out.namespace,
 			Object: rules.Object{
@@ -102,6 +113,7 @@ func (s *Server) prepare(ctx context.Context, req *podRequest, out *outcome) (*a
 				Labels:      pod.Labels,
 				Annotations: pod.Annotations,
 			},
+			Workload: podWorkload(pod),
 		},
 	}
 	if len(a.images) > 0 && s.namespaces != nil && out.namespace != "" {
@@ -142,8 +154,33 @@ func (a *admission) subject(im podImage) engine.Subject {
 	return engine.Subject{Image: im.image, Context: a.ctx, PullKeychain: a.pull}
 }
 
+// decidesOnly reports whether the admission's decisions must not take
+// effect: a dry-run request, or dryRun: true.
+func (a *admission) decidesOnly() bool { return a.dryRun || a.configDryRun }
+
+// dryRunWarning is how a warning about what would have happened starts:
+// "dry run: " for a dry-run request, "dryRun: " under dryRun: true.
+func (a *admission) dryRunWarning() string {
+	if a.configDryRun {
+		return "dryRun: "
+	}
+	return "dry run: "
+}
+
+// record accounts for the decisions of one admission, in image order.
+// Each decision carries everything that was decided; a.dryRun and
+// a.configDryRun say that none of it took effect. The record store hooks
+// in here.
+func (s *Server) record(endpoint string, a *admission, decisions []engine.Decision) {
+	for _, d := range decisions {
+		s.metrics.decisions.WithLabelValues(endpoint, string(d.Action)).Inc()
+	}
+}
+
 // mutate swaps images. It never denies: /validate is the gate. A dry run
-// decides without the mirror (nothing is queued) and returns no patch.
+// (a dry-run request, or dryRun: true) decides without the mirror (nothing
+// is queued or copied) and returns no patch; its warnings say what would
+// have been swapped.
 func (s *Server) mutate(ctx context.Context, req *podRequest, out *outcome) (*admissionv1.AdmissionResponse, *requestError) {
 	resp := &admissionv1.AdmissionResponse{Allowed: true}
 	a, rerr := s.prepare(ctx, req, out)
@@ -151,7 +188,7 @@ func (s *Server) mutate(ctx context.Context, req *podRequest, out *outcome) (*ad
 		return resp, rerr
 	}
 	m := s.mirror
-	if a.dryRun {
+	if a.decidesOnly() {
 		m = nil
 	}
 	if m != nil && s.pulls != nil {
@@ -159,15 +196,19 @@ func (s *Server) mutate(ctx context.Context, req *podRequest, out *outcome) (*ad
 		a.pull = s.pulls.Keychain(out.namespace, &a.pod.Spec)
 	}
 	var swaps []swap
-	for i, d := range a.decide(ctx, m) {
+	decisions := a.decide(ctx, m)
+	s.record("mutate", a, decisions)
+	for i, d := range decisions {
 		im := a.images[i]
-		s.metrics.decisions.WithLabelValues("mutate", string(d.Action)).Inc()
 		switch {
 		case d.Action == config.ActionSwap && d.Target != im.image:
 			swaps = append(swaps, swap{image: im, target: d.Target})
 			out.swaps = append(out.swaps, im.key+"="+d.Target)
-			if a.dryRun {
-				resp.Warnings = appendWarning(resp.Warnings, "dry run: %s: %s would be swapped to %s", im.what, abbreviate(im.image), abbreviate(d.Target))
+			if a.decidesOnly() {
+				if a.configDryRun {
+					s.metrics.dryRun.WithLabelValues("mutate", "swap").Inc()
+				}
+				resp.Warnings = appendWarning(resp.Warnings, "%s%s: %s would be swapped to %s", a.dryRunWarning(), im.what, abbreviate(im.image), abbreviate(d.Target))
 			} else {
 				resp.Warnings = appendWarning(resp.Warnings, "%s: %s -> %s", im.what, abbreviate(im.image), abbreviate(d.Target))
 			}
@@ -178,7 +219,7 @@ func (s *Server) mutate(ctx context.Context, req *podRequest, out *outcome) (*ad
 		}
 	}
 	out.warnings = len(resp.Warnings)
-	if len(swaps) == 0 || a.dryRun {
+	if len(swaps) == 0 || a.decidesOnly() {
 		return resp, nil
 	}
 	patch, err := buildPatch(a.pod.Annotations, swaps)
@@ -196,7 +237,9 @@ func (s *Server) mutate(ctx context.Context, req *podRequest, out *outcome) (*ad
 
 // validate applies the allow and deny lists and deny rules to the images
 // as they will run: enforce violations deny the Pod, warn violations
-// become warnings, audit violations are logged and counted.
+// become warnings, audit violations are logged and counted. Under
+// dryRun: true an enforce violation denies nothing: it becomes a warning
+// that says the Pod would have been denied.
 func (s *Server) validate(ctx context.Context, req *podRequest, out *outcome) (*admissionv1.AdmissionResponse, *requestError) {
 	resp := &admissionv1.AdmissionResponse{Allowed: true}
 	a, rerr := s.prepare(ctx, req, out)
@@ -204,17 +247,25 @@ func (s *Server) validate(ctx context.Context, req *podRequest, out *outcome) (*
 		return resp, rerr
 	}
 	allowList := a.engine.Config().Policies.AllowList
-	for _, im := range a.images {
+	decisions := make([]engine.Decision, len(a.images))
+	for i, im := range a.images {
 		// Images are judged as they will run. A dry run gets no patch from
 		// /mutate, so it is judged as if the swaps the rules plan were
 		// made: its verdict is the one the real request would get.
 		subject := engine.Subject{Image: im.image, Context: a.ctx}
 		d := a.engine.Gate(subject)
-		if a.dryRun {
+		if a.decidesOnly() {
 			d = a.engine.Decide(subject)
 		}
-		s.metrics.decisions.WithLabelValues("validate", string(d.Action)).Inc()
+		decisions[i] = d
 		for _, v := range d.Violations {
+			if v.Mode == config.ModeEnforce && a.configDryRun {
+				// Nothing is denied, so it is not counted as a denial.
+				s.metrics.dryRun.WithLabelValues("validate", "deny").Inc()
+				out.wouldDeny = append(out.wouldDeny, fmt.Sprintf("%s: image %s: %s", im.what, im.image, v.Message))
+				resp.Warnings = appendWarning(resp.Warnings, "%swould deny the Pod: %s: image %s: %s", a.dryRunWarning(), im.what, abbreviate(im.image), v.Message)
+				continue
+			}
 			s.metrics.denials.WithLabelValues(string(v.Mode)).Inc()
 			switch v.Mode {
 			case config.ModeEnforce:
@@ -230,6 +281,7 @@ func (s *Server) validate(ctx context.Context, req *podRequest, out *outcome) (*
 			}
 		}
 	}
+	s.record("validate", a, decisions)
 	out.warnings = len(resp.Warnings)
 	if len(out.denials) > 0 {
 		resp.Allowed = false
@@ -289,6 +341,10 @@ func (s *Server) logOutcome(ctx context.Context, endpoint, uid, result string, o
 	if out.dryRun {
 		attrs = append(attrs, slog.Bool("dryRun", true))
 	}
+	if out.configDryRun {
+		// Swaps and wouldDeny then say what would have happened.
+		attrs = append(attrs, slog.Bool("configDryRun", true))
+	}
 	if len(out.swaps) > 0 {
 		attrs = append(attrs, slog.Any("swaps", out.swaps))
 	}
@@ -297,6 +353,9 @@ func (s *Server) logOutcome(ctx context.Context, endpoint, uid, result string, o
 	}
 	if len(out.denials) > 0 {
 		attrs = append(attrs, slog.Any("denials", out.denials))
+	}
+	if len(out.wouldDeny) > 0 {
+		attrs = append(attrs, slog.Any("wouldDeny", out.wouldDeny))
 	}
 	if out.warnings > 0 {
 		attrs = append(attrs, slog.Int("warnings", out.warnings))

@@ -23,6 +23,7 @@ type Metrics struct {
 	certNotAfter      prometheus.Gauge
 	namespaceMisses   prometheus.Counter
 	admissionsSkipped *prometheus.CounterVec
+	dryRun            *prometheus.CounterVec
 	copies            *prometheus.CounterVec
 	copyBytes         prometheus.Counter
 	copyDuration      prometheus.Histogram
@@ -53,7 +54,7 @@ func NewMetrics() *Metrics {
 		}, []string{"endpoint", "action"}),
 		swaps: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "image_swapper_swaps_total",
-			Help: "Images swapped to the mirror by /mutate (dry runs excluded).",
+			Help: "Images swapped to the mirror by /mutate (dry runs and dryRun: true excluded).",
 		}),
 		fallbacks: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "image_swapper_fallbacks_total",
@@ -61,7 +62,7 @@ func NewMetrics() *Metrics {
 		}),
 		denials: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "image_swapper_denials_total",
-			Help: "Policy violations found by /validate, by mode (enforce denies, warn and audit admit).",
+			Help: "Policy violations found by /validate, by mode (enforce denies, warn and audit admit); with dryRun: true, enforce violations are counted by image_swapper_dry_run_decisions_total instead.",
 		}, []string{"mode"}),
 		configReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "image_swapper_config_reloads_total",
@@ -96,6 +97,10 @@ func NewMetrics() *Metrics {
 			Help:    "Time a successful copy took (its last attempt).",
 			Buckets: prometheus.ExponentialBuckets(0.05, 2, 12), // 50ms to ~100s
 		}),
+		dryRun: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "image_swapper_dry_run_decisions_total",
+			Help: "With dryRun: true in the configuration, what did not happen: images /mutate would have swapped (would=swap) and enforce violations /validate would have denied (would=deny).",
+		}, []string{"endpoint", "would"}),
 		admissionsSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "image_swapper_admissions_skipped_total",
 			Help: "Admission requests answered without a decision, by reason (kind, operation, subresource).",
@@ -107,7 +112,7 @@ func NewMetrics() *Metrics {
 		m.duration, m.decisions, m.swaps, m.fallbacks, m.denials,
 		m.configReloads, m.configReloadOK, m.certReloads, m.certNotAfter,
 		m.copies, m.copyBytes, m.copyDuration,
-		m.namespaceMisses, m.admissionsSkipped,
+		m.namespaceMisses, m.admissionsSkipped, m.dryRun,
 	)
 	return m
 }

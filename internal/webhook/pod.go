@@ -7,12 +7,50 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/image-swapper/image-swapper/internal/rules"
 )
 
 // OriginalImagesAnnotation records, as a JSON object, the images as they
 // were written before a swap, keyed by where they are: "containers/app",
 // "initContainers/setup", "ephemeralContainers/debugger", "volumes/data".
 const OriginalImagesAnnotation = "image-swapper.io/original-images"
+
+// podTemplateHashLabel is set by the Deployment controller on the
+// ReplicaSets it creates and their Pods; the ReplicaSet is named
+// "<deployment>-<hash>".
+const podTemplateHashLabel = "pod-template-hash"
+
+// podWorkload names the workload a Pod belongs to, from what the Pod says
+// (no API call, so admission stays fast and needs no RBAC): its controller
+// ownerReference, with a ReplicaSet of apps that carries the Deployment
+// controller's name and label taken back to its Deployment. A Pod without
+// a controller is its own workload. Further steps (a Job's CronJob) would
+// need the API server and are not taken.
+func podWorkload(pod *corev1.Pod) rules.Workload {
+	owner := metav1.GetControllerOfNoCopy(pod)
+	if owner == nil {
+		return rules.Workload{Kind: "Pod", Name: pod.Name}
+	}
+	if owner.Kind == "ReplicaSet" && apiGroup(owner.APIVersion) == "apps" {
+		if hash := pod.Labels[podTemplateHashLabel]; hash != "" {
+			if deployment, ok := strings.CutSuffix(owner.Name, "-"+hash); ok && deployment != "" {
+				return rules.Workload{Kind: "Deployment", Name: deployment}
+			}
+		}
+	}
+	return rules.Workload{Kind: owner.Kind, Name: owner.Name}
+}
+
+// apiGroup is the group of an apiVersion ("apps/v1" → "apps", "v1" → "").
+func apiGroup(apiVersion string) string {
+	group, _, ok := strings.Cut(apiVersion, "/")
+	if !ok {
+		return ""
+	}
+	return group
+}
 
 // podImage is one image reference in a Pod.
 type podImage struct {

@@ -1,19 +1,21 @@
 package webhook
 
 import (
-	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	ggcrname "github.com/google/go-containerregistry/pkg/name"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -34,7 +36,9 @@ const pullSecretTimeout = 5 * time.Second
 // spec.imagePullSecrets, then those of its ServiceAccount ("default" when
 // the Pod names none). Secrets of type kubernetes.io/dockerconfigjson and
 // kubernetes.io/dockercfg are read; missing Secrets and ServiceAccounts
-// are skipped. Objects are read with GETs cached for a TTL, not with an
+// are skipped. Their "auths" keys match images as in the kubelet's
+// keyring (host globs such as *.example.com, path prefixes such as
+// registry.example.com/team, the most specific key first). Objects are read with GETs cached for a TTL, not with an
 // informer: only Pods whose images need copying read them, and watching
 // every Secret of a cluster would cost more than that. It needs get on
 // secrets and serviceaccounts.
@@ -97,8 +101,8 @@ type podKeychain struct {
 	secrets        []string
 	serviceAccount string
 
-	once  sync.Once
-	creds []dockerCredential
+	once    sync.Once
+	keyring *keyring
 }
 
 // Resolve implements authn.Keychain.
@@ -106,18 +110,30 @@ func (k *podKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
 	return k.ResolveContext(context.Background(), r)
 }
 
-// ResolveContext implements authn.ContextKeychain: the first matching
-// credential of the Pod's Secrets, in the kubelet's order, else anonymous.
+// ResolveContext implements authn.ContextKeychain: the credential the
+// kubelet would pull the image with, else anonymous. The kubelet tries
+// every matching credential in turn; a keychain gives one, the first.
 func (k *podKeychain) ResolveContext(ctx context.Context, r authn.Resource) (authn.Authenticator, error) {
-	k.once.Do(func() { k.creds = k.p.load(ctx, k.namespace, k.secrets, k.serviceAccount) })
-	host := canonicalHost(r.RegistryStr())
-	repo := strings.TrimPrefix(r.String(), r.RegistryStr()+"/")
-	for _, c := range k.creds {
-		if c.matches(host, repo) {
-			return authn.FromConfig(c.auth), nil
-		}
+	k.once.Do(func() { k.keyring = newKeyring(k.p.load(ctx, k.namespace, k.secrets, k.serviceAccount)) })
+	if auths := k.keyring.lookup(kubeletImage(r)); len(auths) > 0 {
+		return authn.FromConfig(auths[0]), nil
 	}
 	return authn.Anonymous, nil
+}
+
+// kubeletImage names the image of r as the kubelet looks its credentials
+// up: the repository as Docker's reference library normalises it, with
+// Docker Hub as docker.io (go-containerregistry says index.docker.io).
+func kubeletImage(r authn.Resource) string {
+	reg := r.RegistryStr()
+	repo := strings.TrimPrefix(strings.TrimPrefix(r.String(), reg), "/")
+	if reg == ggcrname.DefaultRegistry {
+		reg = "docker.io"
+	}
+	if repo == "" {
+		return reg
+	}
+	return reg + "/" + repo
 }
 
 // load reads the credentials of the Pod's Secrets, then of its
@@ -220,17 +236,106 @@ func (p *PullSecrets) read(ctx context.Context, key objectKey) (cachedObject, er
 
 // dockerCredential is one "auths" entry of a pull secret.
 type dockerCredential struct {
-	host string // canonical
-	path string // repository prefix, "" for the whole registry
+	// key is the entry's registry as the kubelet indexes it: the host,
+	// possibly with a glob (*.example.com) and a port, and a path prefix
+	// (registry.example.com/team); no scheme and no /v1/ or /v2/.
+	key  string
 	auth authn.AuthConfig
 }
 
-// matches reports whether the entry applies to repo at host.
-func (c dockerCredential) matches(host, repo string) bool {
-	if c.host != host {
+// keyring is the kubelet's credential index (k8s.io/kubernetes
+// pkg/credentialprovider, BasicDockerKeyring) over a Pod's pull secrets:
+// keys reverse-sorted, so that a longer, more specific key is tried
+// before its prefix, and each key's credentials in the order of the
+// Secrets.
+type keyring struct {
+	index []string
+	creds map[string][]authn.AuthConfig
+}
+
+func newKeyring(creds []dockerCredential) *keyring {
+	k := &keyring{creds: map[string][]authn.AuthConfig{}}
+	for _, c := range creds {
+		if _, ok := k.creds[c.key]; !ok {
+			k.index = append(k.index, c.key)
+		}
+		k.creds[c.key] = append(k.creds[c.key], c.auth)
+	}
+	slices.Sort(k.index)
+	slices.Reverse(k.index)
+	return k
+}
+
+// lookup returns the credentials for image ("registry/repository"), most
+// specific first, as BasicDockerKeyring.Lookup: every key that matches it
+// (URLsMatch), else Docker Hub's index.docker.io entry for an image that
+// Docker Hub serves.
+func (k *keyring) lookup(image string) []authn.AuthConfig {
+	var out []authn.AuthConfig
+	for _, key := range k.index {
+		if urlsMatchStr(key, image) {
+			out = append(out, k.creds[key]...)
+		}
+	}
+	if len(out) == 0 && isDefaultRegistryMatch(image) {
+		out = k.creds[defaultRegistryHost]
+	}
+	return out
+}
+
+// defaultRegistryHost is the key of Docker Hub's credentials, from its
+// customary "https://index.docker.io/v1/" entry.
+const defaultRegistryHost = "index.docker.io"
+
+// isDefaultRegistryMatch reports whether the kubelet takes image to come
+// from Docker Hub: no registry host in its first part, or docker.io or
+// index.docker.io.
+func isDefaultRegistryMatch(image string) bool {
+	first, _, hasSlash := strings.Cut(image, "/")
+	switch {
+	case first == "":
+		return false
+	case !hasSlash:
+		return true
+	case first == "docker.io" || first == defaultRegistryHost:
+		return true
+	}
+	return !strings.ContainsAny(first, ".:")
+}
+
+// urlsMatchStr is the kubelet's URLsMatchStr: glob matches target when
+// their ports are equal, their hosts have as many dot-separated parts and
+// each part of target matches the glob's part (filepath.Match, so * and ?
+// stay within a part), and glob's path is a string prefix of target's.
+func urlsMatchStr(glob, target string) bool {
+	g, err := url.Parse("https://" + glob)
+	if err != nil {
 		return false
 	}
-	return c.path == "" || repo == c.path || strings.HasPrefix(repo, c.path+"/")
+	t, err := url.Parse("https://" + target)
+	if err != nil {
+		return false
+	}
+	gParts, gPort := splitHost(g.Host)
+	tParts, tPort := splitHost(t.Host)
+	if gPort != tPort || len(gParts) != len(tParts) || !strings.HasPrefix(t.Path, g.Path) {
+		return false
+	}
+	for i, part := range gParts {
+		if ok, err := filepath.Match(part, tParts[i]); err != nil || !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// splitHost splits a host into its dot-separated parts and its port.
+func splitHost(hostport string) ([]string, string) {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host, port = hostport, ""
+	}
+	return strings.Split(host, "."), port
 }
 
 // dockerConfigEntry is an entry of .dockerconfigjson "auths" or of a
@@ -245,9 +350,8 @@ type dockerConfigEntry struct {
 
 // secretCredentials reads a kubernetes.io/dockerconfigjson or
 // kubernetes.io/dockercfg Secret; other types hold no pull credentials.
-// Entries with a repository prefix come first, longest first, and are
-// otherwise ordered by key, so that a Pod's credentials do not depend on
-// map order.
+// Entries are ordered by key, so that a Pod's credentials do not depend on
+// map order; the keyring orders them for matching.
 func secretCredentials(s *corev1.Secret) ([]dockerCredential, error) {
 	var entries map[string]dockerConfigEntry
 	switch s.Type {
@@ -289,40 +393,35 @@ func secretCredentials(s *corev1.Secret) ([]dockerCredential, error) {
 		if ac == (authn.AuthConfig{}) {
 			continue
 		}
-		host, path := configKey(k)
-		out = append(out, dockerCredential{host: host, path: path, auth: ac})
+		key, ok := keyringKey(k)
+		if !ok {
+			// The kubelet ignores an entry whose key is no URL.
+			continue
+		}
+		out = append(out, dockerCredential{key: key, auth: ac})
 	}
-	// The longest repository prefix is tried first, as by the kubelet.
-	slices.SortStableFunc(out, func(a, b dockerCredential) int { return cmp.Compare(len(b.path), len(a.path)) })
 	return out, nil
 }
 
-// configKey splits an "auths" key ("https://index.docker.io/v1/",
-// "ghcr.io", "registry.example.com/team") into a canonical host and a
-// repository prefix. Docker Hub's /v1/ and /v2/ API paths are no prefix.
-func configKey(key string) (host, path string) {
-	k := key
-	if strings.Contains(k, "://") {
-		if u, err := url.Parse(k); err == nil {
-			k = u.Host + u.Path
-		}
+// keyringKey turns an "auths" key ("https://index.docker.io/v1/",
+// "ghcr.io", "*.example.com", "registry.example.com/team") into the key the
+// kubelet indexes it by (BasicDockerKeyring.Add): without the scheme, and
+// with a leading /v1/ or /v2/ API path cut, as Docker does.
+func keyringKey(loc string) (string, bool) {
+	value := loc
+	if !strings.HasPrefix(value, "https://") && !strings.HasPrefix(value, "http://") {
+		value = "https://" + value
 	}
-	host, path, _ = strings.Cut(k, "/")
-	path = strings.Trim(path, "/")
-	if path == "v1" || path == "v2" {
-		path = ""
+	u, err := url.Parse(value)
+	if err != nil {
+		return "", false
 	}
-	return canonicalHost(host), path
-}
-
-// canonicalHost lower-cases a host and names Docker Hub "docker.io", as
-// go-containerregistry's "index.docker.io" and the kubelet's
-// "https://index.docker.io/v1/" both mean it.
-func canonicalHost(host string) string {
-	host = strings.ToLower(host)
-	switch host {
-	case "index.docker.io", "registry-1.docker.io":
-		return "docker.io"
+	path := u.Path
+	if strings.HasPrefix(path, "/v2/") || strings.HasPrefix(path, "/v1/") {
+		path = path[3:]
 	}
-	return host
+	if path == "" || path == "/" {
+		return u.Host, true
+	}
+	return u.Host + path, true
 }

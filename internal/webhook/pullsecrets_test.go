@@ -254,36 +254,214 @@ func TestPullSecretEntriesApplyToTheirRegistryAndPath(t *testing.T) {
 		Data: map[string][]byte{corev1.DockerConfigJsonKey: fmt.Appendf(nil, `{"auths":{
 			"https://index.docker.io/v1/": {"auth": %q},
 			"registry.example.com/team": {"username": "teamuser", "password": "p2"},
-			"Registry.Example.com": {"auth": %q}
-		}}`, auth("hubuser:p1"), auth("anyuser:p3"))},
+			"registry.example.com": {"auth": %q},
+			"Other.Example.com": {"auth": %q},
+			"*.example.com": {"username": "wilduser", "password": "p5"}
+		}}`, auth("hubuser:p1"), auth("anyuser:p3"), auth("caseuser:p4"))},
 	}
 	creds, err := secretCredentials(secret)
 	if err != nil {
 		t.Fatal(err)
 	}
+	kr := newKeyring(creds)
 	tests := []struct {
-		name       string
-		host, repo string
-		want       string
+		name, image string
+		want        string
 	}{
-		{"Docker Hub's v1 URL key applies to docker.io", "docker.io", "library/nginx", "hubuser"},
-		{"a key with a path applies below it first", "registry.example.com", "team/app", "teamuser"},
-		{"a host key applies to the rest of the registry", "registry.example.com", "teamx/app", "anyuser"},
-		{"another registry gets nothing", "ghcr.io", "team/app", ""},
+		{"Docker Hub's v1 URL key applies to docker.io", "docker.io/library/nginx", "hubuser"},
+		{"Docker Hub's key applies to a Hub image written without registry", "library/nginx", "hubuser"},
+		{"a key with a path applies below it first", "registry.example.com/team/app", "teamuser"},
+		{"a path key is a string prefix, as for the kubelet", "registry.example.com/teamx/app", "teamuser"},
+		{"a host key applies to the rest of the registry", "registry.example.com/other/app", "anyuser"},
+		{"a wildcard covers one host part", "cache.example.com/x", "wilduser"},
+		{"a wildcard does not cover two host parts", "a.b.example.com/x", ""},
+		{"host keys are case-sensitive, as for the kubelet", "other.example.com/x", "wilduser"},
+		{"another registry gets nothing", "ghcr.io/team/app", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := ""
-			for _, c := range creds {
-				if c.matches(tt.host, tt.repo) {
-					got = c.auth.Username
-					break
-				}
+			if auths := kr.lookup(tt.image); len(auths) > 0 {
+				got = auths[0].Username
 			}
 			if got != tt.want {
-				t.Errorf("user %q, want %q", got, tt.want)
+				t.Errorf("lookup(%q) user %q, want %q", tt.image, got, tt.want)
 			}
 		})
+	}
+}
+
+// The kubelet's own cases (k8s.io/kubernetes pkg/credentialprovider,
+// keyring_test.go: TestURLsMatch, TestDockerKeyringForGlob,
+// TestKeyringMiss, the Docker Hub tests and TestIsDefaultRegistryMatch).
+func TestPullSecretKeysMatchAsTheKubeletMatchesThem(t *testing.T) {
+	t.Run("URLsMatch", func(t *testing.T) {
+		for _, tt := range []struct {
+			glob, target string
+			want         bool
+		}{
+			// match when there is no path component
+			{"*.kubernetes.io", "prefix.kubernetes.io", true},
+			{"prefix.*.io", "prefix.kubernetes.io", true},
+			{"prefix.kubernetes.*", "prefix.kubernetes.io", true},
+			{"*-good.kubernetes.io", "prefix-good.kubernetes.io", true},
+			// match with path components
+			{"*.kubernetes.io/blah", "prefix.kubernetes.io/blah", true},
+			{"prefix.*.io/foo", "prefix.kubernetes.io/foo/bar", true},
+			// match with path components and ports
+			{"*.kubernetes.io:1111/blah", "prefix.kubernetes.io:1111/blah", true},
+			{"prefix.*.io:1111/foo", "prefix.kubernetes.io:1111/foo/bar", true},
+			// no match when number of parts mismatch
+			{"*.kubernetes.io", "kubernetes.io", false},
+			{"*.*.kubernetes.io", "prefix.kubernetes.io", false},
+			{"*.*.kubernetes.io", "kubernetes.io", false},
+			// no match when some parts mismatch
+			{"kubernetes.io", "kubernetes.com", false},
+			{"k*.io", "quay.io", false},
+			// no match when ports mismatch
+			{"*.kubernetes.io:1234/blah", "prefix.kubernetes.io:1111/blah", false},
+			{"prefix.*.io/foo", "prefix.kubernetes.io:1111/foo/bar", false},
+		} {
+			if got := urlsMatchStr(tt.glob, tt.target); got != tt.want {
+				t.Errorf("urlsMatchStr(%q, %q) = %v, want %v", tt.glob, tt.target, got, tt.want)
+			}
+		}
+	})
+
+	// keyringFor is a Pod's keyring with one Secret of one entry.
+	keyringFor := func(t *testing.T, key string) *keyring {
+		t.Helper()
+		s := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "pull"},
+			Type:       corev1.SecretTypeDockercfg,
+			Data:       map[string][]byte{corev1.DockerConfigKey: fmt.Appendf(nil, `{%q: {"email": "foo@bar.baz", "auth": %q}}`, key, base64.StdEncoding.EncodeToString([]byte("foo:bar")))},
+		}
+		creds, err := secretCredentials(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return newKeyring(creds)
+	}
+	t.Run("DockerKeyringForGlob", func(t *testing.T) {
+		for _, tt := range []struct{ glob, target string }{
+			{"https://hello.kubernetes.io", "hello.kubernetes.io"},
+			{"https://*.docker.io", "prefix.docker.io"},
+			{"https://prefix.*.io", "prefix.docker.io"},
+			{"https://prefix.docker.*", "prefix.docker.io"},
+			{"https://*.docker.io/path", "prefix.docker.io/path"},
+			{"https://prefix.*.io/path", "prefix.docker.io/path/subpath"},
+			{"https://prefix.docker.*/path", "prefix.docker.io/path"},
+			{"https://*.docker.io:8888", "prefix.docker.io:8888"},
+			{"https://prefix.*.io:8888", "prefix.docker.io:8888"},
+			{"https://prefix.docker.*:8888", "prefix.docker.io:8888"},
+			{"https://*.docker.io/path:1111", "prefix.docker.io/path:1111"},
+			{"https://*.docker.io/v1/", "prefix.docker.io/path:1111"},
+			{"https://*.docker.io/v2/", "prefix.docker.io/path:1111"},
+			{"https://prefix.docker.*/path:1111", "prefix.docker.io/path:1111"},
+			{"prefix.docker.io:1111", "prefix.docker.io:1111/path"},
+			{"*.docker.io:1111", "prefix.docker.io:1111/path"},
+		} {
+			auths := keyringFor(t, tt.glob).lookup(tt.target + "/foo/bar")
+			if len(auths) == 0 || auths[0].Username != "foo" || auths[0].Password != "bar" {
+				t.Errorf("key %q: lookup(%q) = %d credentials, want foo's", tt.glob, tt.target+"/foo/bar", len(auths))
+			}
+		}
+	})
+	t.Run("KeyringMiss", func(t *testing.T) {
+		for _, tt := range []struct{ glob, lookup string }{
+			{"https://hello.kubernetes.io", "world.mesos.org/foo/bar"},
+			{"https://*.docker.com", "prefix.docker.io"},
+			{"https://suffix.*.io", "prefix.docker.io"},
+			{"https://prefix.docker.c*", "prefix.docker.io"},
+			{"https://prefix.*.io/path:1111", "prefix.docker.io/path/subpath:1111"},
+			{"suffix.*.io", "prefix.docker.io"},
+		} {
+			if auths := keyringFor(t, tt.glob).lookup(tt.lookup + "/foo/bar"); len(auths) != 0 {
+				t.Errorf("key %q: lookup(%q) found a credential, want none", tt.glob, tt.lookup+"/foo/bar")
+			}
+		}
+	})
+	t.Run("DockerHub", func(t *testing.T) {
+		hub := keyringFor(t, "https://index.docker.io/v1/")
+		for _, tt := range []struct {
+			image string
+			want  bool
+		}{
+			{"world.mesos.org/foo/bar", false},                   // TestKeyringMissWithDockerHubCredentials
+			{"google/docker-registry", true},                     // TestKeyringHitWithUnqualifiedDockerHub
+			{"jenkins", true},                                    // TestKeyringHitWithUnqualifiedLibraryDockerHub
+			{"index.docker.io/v1//google/docker-registry", true}, // TestKeyringHitWithQualifiedDockerHub
+			{"docker.io/library/nginx", true},                    // what kubeletImage gives for Docker Hub
+		} {
+			auths := hub.lookup(tt.image)
+			if got := len(auths) == 1 && auths[0].Username == "foo"; got != tt.want {
+				t.Errorf("lookup(%q) = %d credentials, want a hit %v", tt.image, len(auths), tt.want)
+			}
+		}
+	})
+	t.Run("IsDefaultRegistryMatch", func(t *testing.T) {
+		for image, want := range map[string]bool{
+			"foo/bar":                 true,
+			"docker.io/foo/bar":       true,
+			"index.docker.io/foo/bar": true,
+			"foo":                     true,
+			"":                        false,
+			"registry.tld/foo/bar":    false,
+			"registry:5000/foo/bar":   false,
+			"myhostdocker.io/foo/bar": false,
+		} {
+			if got := isDefaultRegistryMatch(image); got != want {
+				t.Errorf("isDefaultRegistryMatch(%q) = %v, want %v", image, got, want)
+			}
+		}
+	})
+}
+
+// Across a Pod's Secrets, the most specific key wins whichever Secret
+// holds it; for one key, the first Secret's credential comes first.
+func TestAPodsKeychainPicksTheMostSpecificEntryOfAllItsSecrets(t *testing.T) {
+	secret := func(name, key, user string) *corev1.Secret {
+		return &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: name},
+			Type:       corev1.SecretTypeDockerConfigJson,
+			Data:       map[string][]byte{corev1.DockerConfigJsonKey: dockerConfigJSON(key, user, "pw-"+user)},
+		}
+	}
+	client := fake.NewClientset(
+		secret("broad", "quay.io", "broad"),
+		secret("narrow", "quay.io/coreos", "narrow"),
+		secret("wild", "*.example.com", "wild"),
+		secret("exact", "registry.example.com", "exact"),
+		secret("again", "quay.io", "second"),
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "default"}, ImagePullSecrets: []corev1.LocalObjectReference{{Name: "again"}}},
+	)
+	spec := &corev1.PodSpec{ImagePullSecrets: []corev1.LocalObjectReference{{Name: "broad"}, {Name: "wild"}, {Name: "narrow"}, {Name: "exact"}}}
+	kc := NewPullSecrets(client, testLogger(t), 0).Keychain("team", spec)
+	for image, want := range map[string]string{
+		"quay.io/coreos/etcd":           "narrow",
+		"quay.io/prometheus/prometheus": "broad",
+		"registry.example.com/app":      "exact",
+		"mirror.example.com/app":        "wild",
+		"index.docker.io/library/nginx": "",
+	} {
+		repo, err := ggcrname.NewRepository(image)
+		if err != nil {
+			t.Fatal(err)
+		}
+		auth, err := authn.Resolve(t.Context(), kc, repo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want == "" {
+			if auth != authn.Anonymous {
+				t.Errorf("%s: %v, want anonymous", image, auth)
+			}
+			continue
+		}
+		ac, err := authn.Authorization(t.Context(), auth)
+		if err != nil || ac.Username != want || ac.Password != "pw-"+want {
+			t.Errorf("%s: user %q (%v), want %q", image, ac.Username, err, want)
+		}
 	}
 }
 

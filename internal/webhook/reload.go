@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"reflect"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +26,10 @@ type configWatcher struct {
 	interval time.Duration
 	log      *slog.Logger
 	metrics  *Metrics
+	// bound is the configuration the mirror service was built from, nil
+	// without a mirror; a new configuration that differs from it in
+	// startOnlyKeys is refused.
+	bound *config.Config
 
 	current atomic.Pointer[engine.Engine]
 	// sum is the hash of the content last read, good or bad; lastErr the
@@ -33,7 +40,9 @@ type configWatcher struct {
 
 // newConfigWatcher loads the file once; a problem is an error naming the
 // file, the line and the key path.
-func newConfigWatcher(path string, interval time.Duration, log *slog.Logger, metrics *Metrics, opts ...engine.Option) (*configWatcher, error) {
+// With a mirror (mirrored), bound is the configuration the mirror was built
+// from, or nil for the file's.
+func newConfigWatcher(path string, interval time.Duration, log *slog.Logger, metrics *Metrics, mirrored bool, bound *config.Config, opts ...engine.Option) (*configWatcher, error) {
 	w := &configWatcher{path: path, opts: opts, interval: interval, log: log, metrics: metrics}
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -42,6 +51,16 @@ func newConfigWatcher(path string, interval time.Duration, log *slog.Logger, met
 	e, err := w.compile(data)
 	if err != nil {
 		return nil, err
+	}
+	if mirrored {
+		if bound == nil {
+			bound = e.Config()
+		}
+		w.bound = bound
+		if err := w.checkBound(e.Config()); err != nil {
+			// The file changed between the two reads at start.
+			return nil, err
+		}
 	}
 	w.sum = sha256.Sum256(data)
 	w.current.Store(e)
@@ -101,6 +120,9 @@ func (w *configWatcher) check() {
 	}
 	w.sum = sum
 	e, err := w.compile(data)
+	if err == nil {
+		err = w.checkBound(e.Config())
+	}
 	if err != nil {
 		w.metrics.configReloads.WithLabelValues("failure").Inc()
 		w.metrics.configReloadOK.Set(0)
@@ -111,4 +133,54 @@ func (w *configWatcher) check() {
 	w.metrics.configReloads.WithLabelValues("success").Inc()
 	w.metrics.configReloadOK.Set(1)
 	w.log.Info("configuration reloaded", "config", w.path, "sha256", fmt.Sprintf("%x", sum[:8]))
+}
+
+// checkBound refuses a configuration that changes what the mirror service
+// was built from: applying the rest of it would half-apply it (rules
+// swapping to a new target while the ECR or Artifact Registry provider
+// still creates repositories in the old one, say).
+func (w *configWatcher) checkBound(next *config.Config) error {
+	if w.bound == nil {
+		return nil
+	}
+	if keys := startOnlyChanges(w.bound, next); len(keys) > 0 {
+		return fmt.Errorf("%s: %s changed, but the mirror service keeps what it was started with; restart the server (roll it out) to apply them", w.path, strings.Join(keys, ", "))
+	}
+	return nil
+}
+
+// startOnlyChanges lists the keys, in schema order, whose values differ
+// between old and next among those the mirror service reads only when it
+// is built: how registries are reached and how copies are made.
+// targetRegistry counts only with a targetProvider, the one part of
+// registry access bound to the target host; without one, a new target is
+// reached like any other host.
+func startOnlyChanges(old, next *config.Config) []string {
+	var keys []string
+	changed := func(key string, differ bool) {
+		if differ {
+			keys = append(keys, key)
+		}
+	}
+	provider := old.TargetProvider != nil || next.TargetProvider != nil
+	changed("targetRegistry", provider && old.TargetRegistry != next.TargetRegistry)
+	om, nm := old.Mirroring, next.Mirroring
+	changed("mirroring.platforms", !slices.Equal(om.Platforms, nm.Platforms))
+	changed("mirroring.copySignatures", om.CopySignatures != nm.CopySignatures)
+	changed("mirroring.overwrite", om.Overwrite != nm.Overwrite)
+	changed("mirroring.concurrency", concurrency(om) != concurrency(nm))
+	op, on := old.PresenceTTLs()
+	np, nn := next.PresenceTTLs()
+	changed("mirroring.presenceCache", op != np || on != nn)
+	changed("registries", (len(old.Registries) > 0 || len(next.Registries) > 0) && !reflect.DeepEqual(old.Registries, next.Registries))
+	changed("targetProvider", !reflect.DeepEqual(old.TargetProvider, next.TargetProvider))
+	return keys
+}
+
+// concurrency is mirroring.concurrency with its default.
+func concurrency(m config.Mirroring) int {
+	if m.Concurrency == 0 {
+		return config.DefaultConcurrency
+	}
+	return m.Concurrency
 }

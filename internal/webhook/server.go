@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	admissionv1 "k8s.io/api/admission/v1"
 
+	"github.com/image-swapper/image-swapper/internal/config"
 	"github.com/image-swapper/image-swapper/internal/engine"
 )
 
@@ -55,6 +56,14 @@ type Options struct {
 	// always consult; without it every swap the rules plan is made, as if
 	// the target had every image.
 	Mirror engine.Mirror
+	// MirrorConfig is the configuration Mirror was built from (the
+	// configuration file's, when nil). A mirror reads registry access and
+	// copy options once, so a reload that changes them (targetProvider,
+	// registries, mirroring.platforms, copySignatures, overwrite,
+	// concurrency, presenceCache, and targetRegistry when a targetProvider
+	// is set) is refused like an invalid one: logged, counted as a failed
+	// reload, and the last good configuration stays.
+	MirrorConfig *config.Config
 	// PullSecrets, when set, gives the mirror each Pod's imagePullSecrets
 	// and its ServiceAccount's, to pull the sources it copies; they are
 	// read only for Pods whose images are copied.
@@ -112,7 +121,7 @@ func New(opts Options) (*Server, error) {
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = DefaultShutdownTimeout
 	}
-	cw, err := newConfigWatcher(opts.ConfigPath, opts.ReloadInterval, opts.Logger, opts.Metrics, engine.WithOwnNamespace(opts.Namespace))
+	cw, err := newConfigWatcher(opts.ConfigPath, opts.ReloadInterval, opts.Logger, opts.Metrics, opts.Mirror != nil, opts.MirrorConfig, engine.WithOwnNamespace(opts.Namespace))
 	if err != nil {
 		return nil, err
 	}

@@ -29,6 +29,10 @@ type Image struct {
 	// PodLabels are the labels of the pod template (or of the Pod itself);
 	// nil when there are none or the image is not in a pod spec.
 	PodLabels map[string]string
+	// PodAnnotations are the annotations of the pod template (or of the Pod
+	// itself), what a webhook sees on the Pod; nil when there are none or
+	// the image is not in a pod spec.
+	PodAnnotations map[string]string
 	// Container is the container's name; "" for image volumes and custom
 	// paths.
 	Container string
@@ -436,11 +440,13 @@ func (w *walker) podTemplate(n *yaml.Node, keys []string, prefix string, obj Obj
 		}
 		path = joinField(path, k)
 	}
-	podLabels := obj.Labels
+	podLabels, podAnnotations := obj.Labels, obj.Annotations
 	if len(keys) > 0 {
 		_, _, md := lookup(tpl, "metadata")
 		_, _, lb := lookup(md, "labels")
 		podLabels = stringMap(lb)
+		_, _, an := lookup(md, "annotations")
+		podAnnotations = stringMap(an)
 	}
 	_, _, spec := lookup(tpl, "spec")
 	if spec == nil {
@@ -465,7 +471,7 @@ func (w *walker) podTemplate(n *yaml.Node, keys []string, prefix string, obj Obj
 				}
 			}
 			w.add(Image{
-				Object: obj, PodLabels: podLabels, Container: name, Field: field,
+				Object: obj, PodLabels: podLabels, PodAnnotations: podAnnotations, Container: name, Field: field,
 				Path: joinIndex(listPath, i) + ".image",
 			}, v, m, k)
 		}
@@ -480,7 +486,7 @@ func (w *walker) podTemplate(n *yaml.Node, keys []string, prefix string, obj Obj
 				continue
 			}
 			w.add(Image{
-				Object: obj, PodLabels: podLabels, Field: FieldVolumes,
+				Object: obj, PodLabels: podLabels, PodAnnotations: podAnnotations, Field: FieldVolumes,
 				Path: joinIndex(volPath, i) + ".image.reference",
 			}, v, m, k)
 		}

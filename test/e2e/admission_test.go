@@ -426,6 +426,22 @@ func (s *suite) testGate(t *testing.T) {
 		w := expectWarning(t, c.warnings, "container tool", banned, "warn mode")
 		t.Logf("kubectl would print: Warning: %s", w)
 	})
+
+	t.Run("dryRun: true, hot reloaded, denies nothing and says what it would deny", func(t *testing.T) {
+		sw.reload(t, "dryRun: true\n"+gate("enforce"))
+		c := s.createPod(ns, tool("dry"), false)
+		if c.err != nil {
+			t.Fatalf("with dryRun: true the Pod was refused: %v", c.err)
+		}
+		if got := s.storedPod(t, ns, "dry").Spec.Containers[0].Image; got != banned {
+			t.Errorf("the stored Pod runs %s, want %s unchanged", got, banned)
+		}
+		w := expectWarning(t, c.warnings, "dryRun: would deny the Pod", "container tool", banned, "policies.denyList")
+		t.Logf("kubectl would print: Warning: %s", w)
+		if got := sw.metric(t, "image_swapper_dry_run_decisions_total", `endpoint="validate"`, `would="deny"`); got < 1 {
+			t.Errorf("image_swapper_dry_run_decisions_total{endpoint=\"validate\",would=\"deny\"} is %v, want at least 1", got)
+		}
+	})
 }
 
 func (s *suite) testCertRotation(t *testing.T) {

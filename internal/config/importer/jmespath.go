@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/jmespath-community/go-jmespath/pkg/parsing"
 )
 
 // k8s-image-swapper skips a container when one of its source.filters, a
 // JMESPath expression over {obj: <Pod>, container: <Container>}, evaluates
 // to true (pkg/webhook/image_swapper.go, filterMatch). JMESPath does not
-// translate in general; this file parses the subset its documentation and
+// translate in general; this file reads the subset its documentation and
 // users write — comparisons, &&, ||, !, contains, starts_with, ends_with
 // over the namespace, the Pod's name, labels and annotations and the
 // container's image — so that it can become namespace exclusions, a
@@ -40,282 +42,133 @@ type jpNode struct {
 	args []*jpNode
 }
 
-// jpToken is a lexical token: kind is "ident", "quoted", "raw", "literal"
-// or the punctuation itself.
-type jpToken struct {
-	kind, text string
-}
-
 var errJMESPath = errors.New("outside the JMESPath subset the importer reads")
 
-// jpLex splits a JMESPath expression into tokens.
-func jpLex(s string) ([]jpToken, error) {
-	var out []jpToken
-	for i := 0; i < len(s); {
-		c := s[i]
-		switch {
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
-			i++
-		case c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z':
-			j := i + 1
-			for j < len(s) && (s[j] == '_' || 'a' <= s[j] && s[j] <= 'z' || 'A' <= s[j] && s[j] <= 'Z' || '0' <= s[j] && s[j] <= '9') {
-				j++
-			}
-			out = append(out, jpToken{"ident", s[i:j]})
-			i = j
-		case c == '"':
-			// A quoted identifier is a JSON string.
-			j := i + 1
-			for j < len(s) && s[j] != '"' {
-				if s[j] == '\\' {
-					j++
-				}
-				j++
-			}
-			if j >= len(s) {
-				return nil, fmt.Errorf("unterminated quoted identifier: %w", errJMESPath)
-			}
-			var v string
-			if err := json.Unmarshal([]byte(s[i:j+1]), &v); err != nil {
-				return nil, fmt.Errorf("bad quoted identifier %s: %w", s[i:j+1], errJMESPath)
-			}
-			out = append(out, jpToken{"quoted", v})
-			i = j + 1
-		case c == '\'':
-			// A raw string: \' and \\ are the only escapes.
-			var b strings.Builder
-			j := i + 1
-			for ; j < len(s) && s[j] != '\''; j++ {
-				if s[j] == '\\' && j+1 < len(s) && (s[j+1] == '\'' || s[j+1] == '\\') {
-					j++
-				}
-				b.WriteByte(s[j])
-			}
-			if j >= len(s) {
-				return nil, fmt.Errorf("unterminated string: %w", errJMESPath)
-			}
-			out = append(out, jpToken{"raw", b.String()})
-			i = j + 1
-		case c == '`':
-			// A JSON literal; \` escapes a backtick.
-			var b strings.Builder
-			j := i + 1
-			for ; j < len(s) && s[j] != '`'; j++ {
-				if s[j] == '\\' && j+1 < len(s) && s[j+1] == '`' {
-					j++
-				}
-				b.WriteByte(s[j])
-			}
-			if j >= len(s) {
-				return nil, fmt.Errorf("unterminated literal: %w", errJMESPath)
-			}
-			out = append(out, jpToken{"literal", b.String()})
-			i = j + 1
-		default:
-			op := ""
-			for _, p := range []string{"==", "!=", "&&", "||", "<=", ">=", ".", ",", "(", ")", "[", "]", "!", "<", ">"} {
-				if strings.HasPrefix(s[i:], p) {
-					op = p
-					break
-				}
-			}
-			if op == "" {
-				return nil, fmt.Errorf("unexpected %q: %w", c, errJMESPath)
-			}
-			out = append(out, jpToken{op, op})
-			i += len(op)
+// maxFilterDepth bounds how deeply a filter may nest; real filters nest a
+// few levels, and the bound keeps the translation's recursion small.
+const maxFilterDepth = 100
+
+// parseJMESPath parses a filter with go-jmespath (the jmespath-community
+// fork, whose parse tree is exported) and reads the tree into a jpNode,
+// refusing what the translation does not know. Precedence is JMESPath's:
+// ! binds tighter than == and !=, which bind tighter than && and then ||.
+func parseJMESPath(s string) (n *jpNode, err error) {
+	defer func() {
+		// go-jmespath v1.1.1's lexer indexes out of range on U+0080 after
+		// an identifier ("A\u0080"); a filter it cannot read is refused,
+		// not a crash of the import.
+		if r := recover(); r != nil {
+			n, err = nil, fmt.Errorf("not valid JMESPath (the parser failed: %v): %w", r, errJMESPath)
 		}
-	}
-	return out, nil
-}
-
-// jpParser is a recursive-descent parser over the tokens, with JMESPath's
-// precedence: || below && below ! below comparisons.
-type jpParser struct {
-	toks  []jpToken
-	pos   int
-	depth int
-}
-
-func parseJMESPath(s string) (*jpNode, error) {
-	toks, err := jpLex(s)
+	}()
+	ast, err := parsing.NewParser().Parse(s)
 	if err != nil {
-		return nil, err
+		// The library's SyntaxError already says what and where.
+		return nil, fmt.Errorf("not valid JMESPath (%v): %w", err, errJMESPath)
 	}
-	p := &jpParser{toks: toks}
-	n, err := p.or()
-	if err != nil {
-		return nil, err
-	}
-	if p.pos != len(p.toks) {
-		return nil, fmt.Errorf("unexpected %q: %w", p.toks[p.pos].text, errJMESPath)
-	}
-	return n, nil
+	return fromAST(ast, 0)
 }
 
-func (p *jpParser) peek() string {
-	if p.pos < len(p.toks) {
-		return p.toks[p.pos].kind
-	}
-	return ""
-}
-
-func (p *jpParser) or() (*jpNode, error) {
-	return p.binary("||", jpOr, p.and)
-}
-
-func (p *jpParser) and() (*jpNode, error) {
-	return p.binary("&&", jpAnd, p.not)
-}
-
-func (p *jpParser) binary(op string, kind jpKind, next func() (*jpNode, error)) (*jpNode, error) {
-	left, err := next()
-	if err != nil {
-		return nil, err
-	}
-	for p.peek() == op {
-		p.pos++
-		right, err := next()
-		if err != nil {
-			return nil, err
-		}
-		left = &jpNode{kind: kind, args: []*jpNode{left, right}}
-	}
-	return left, nil
-}
-
-func (p *jpParser) not() (*jpNode, error) {
-	if p.peek() != "!" {
-		return p.cmp()
-	}
-	p.pos++
-	if p.depth++; p.depth > 100 {
+// fromAST reads one node of the library's parse tree.
+func fromAST(n parsing.ASTNode, depth int) (*jpNode, error) {
+	if depth > maxFilterDepth {
 		return nil, fmt.Errorf("nested too deeply: %w", errJMESPath)
 	}
-	defer func() { p.depth-- }()
-	x, err := p.not()
-	if err != nil {
-		return nil, err
-	}
-	return &jpNode{kind: jpNot, args: []*jpNode{x}}, nil
-}
-
-func (p *jpParser) cmp() (*jpNode, error) {
-	left, err := p.primary()
-	if err != nil {
-		return nil, err
-	}
-	switch op := p.peek(); op {
-	case "==", "!=":
-		p.pos++
-		right, err := p.primary()
-		if err != nil {
-			return nil, err
-		}
-		return &jpNode{kind: jpCmp, str: op, args: []*jpNode{left, right}}, nil
-	case "<", "<=", ">", ">=":
-		return nil, fmt.Errorf("ordering comparison %s: %w", op, errJMESPath)
-	}
-	return left, nil
-}
-
-func (p *jpParser) primary() (*jpNode, error) {
-	if p.depth++; p.depth > 100 {
-		return nil, fmt.Errorf("nested too deeply: %w", errJMESPath)
-	}
-	defer func() { p.depth-- }()
-	if p.pos >= len(p.toks) {
-		return nil, fmt.Errorf("unexpected end: %w", errJMESPath)
-	}
-	t := p.toks[p.pos]
-	p.pos++
-	switch t.kind {
-	case "(":
-		n, err := p.or()
-		if err != nil {
-			return nil, err
-		}
-		if p.peek() != ")" {
-			return nil, fmt.Errorf("missing ')': %w", errJMESPath)
-		}
-		p.pos++
-		return n, nil
-	case "raw":
-		return &jpNode{kind: jpString, str: t.text}, nil
-	case "literal":
-		var v any
-		if err := json.Unmarshal([]byte(t.text), &v); err != nil {
-			return nil, fmt.Errorf("literal `%s`: %w", t.text, errJMESPath)
-		}
-		switch v := v.(type) {
-		case string:
-			return &jpNode{kind: jpString, str: v}, nil
-		case bool:
-			return &jpNode{kind: jpBool, b: v}, nil
-		}
-		return nil, fmt.Errorf("literal `%s`: %w", t.text, errJMESPath)
-	case "[":
-		n := &jpNode{kind: jpList}
-		for {
-			e, err := p.primary()
+	children := func() ([]*jpNode, error) {
+		out := make([]*jpNode, 0, len(n.Children))
+		for _, c := range n.Children {
+			x, err := fromAST(c, depth+1)
 			if err != nil {
 				return nil, err
 			}
-			if e.kind != jpString {
-				return nil, fmt.Errorf("a list of other than strings: %w", errJMESPath)
-			}
-			n.args = append(n.args, e)
-			switch p.peek() {
-			case ",":
-				p.pos++
-				continue
-			case "]":
-				p.pos++
-				return n, nil
-			}
-			return nil, fmt.Errorf("missing ']': %w", errJMESPath)
+			out = append(out, x)
 		}
-	case "ident", "quoted":
-		if t.kind == "ident" && p.peek() == "(" {
-			return p.call(t.text)
-		}
-		n := &jpNode{kind: jpField, path: []string{t.text}}
-		for p.peek() == "." {
-			p.pos++
-			if p.pos >= len(p.toks) || p.toks[p.pos].kind != "ident" && p.toks[p.pos].kind != "quoted" {
-				return nil, fmt.Errorf("a '.' not followed by a name: %w", errJMESPath)
-			}
-			n.path = append(n.path, p.toks[p.pos].text)
-			p.pos++
-		}
-		return n, nil
+		return out, nil
 	}
-	return nil, fmt.Errorf("unexpected %q: %w", t.text, errJMESPath)
-}
-
-func (p *jpParser) call(name string) (*jpNode, error) {
-	p.pos++ // '('
-	n := &jpNode{kind: jpCall, str: name}
-	if p.peek() == ")" {
-		p.pos++
-		return n, nil
-	}
-	for {
-		a, err := p.or()
+	switch n.NodeType {
+	case parsing.ASTField:
+		name, _ := n.Value.(string)
+		return &jpNode{kind: jpField, path: []string{name}}, nil
+	case parsing.ASTSubexpression:
+		// a.b.c is Subexpression(Subexpression(a, b), c).
+		args, err := children()
 		if err != nil {
 			return nil, err
 		}
-		n.args = append(n.args, a)
-		switch p.peek() {
-		case ",":
-			p.pos++
-			continue
-		case ")":
-			p.pos++
-			return n, nil
+		if len(args) != 2 || args[0].kind != jpField || args[1].kind != jpField {
+			return nil, fmt.Errorf("a '.' not followed by a name: %w", errJMESPath)
 		}
-		return nil, fmt.Errorf("missing ')' after the arguments of %s: %w", name, errJMESPath)
+		return &jpNode{kind: jpField, path: append(append([]string(nil), args[0].path...), args[1].path...)}, nil
+	case parsing.ASTLiteral:
+		return literal(n.Value)
+	case parsing.ASTMultiSelectList:
+		// ['a', 'b']: the only list the translation reads.
+		args, err := children()
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range args {
+			if a.kind != jpString {
+				return nil, fmt.Errorf("a list of other than strings: %w", errJMESPath)
+			}
+		}
+		return &jpNode{kind: jpList, args: args}, nil
+	case parsing.ASTNotExpression, parsing.ASTAndExpression, parsing.ASTOrExpression:
+		args, err := children()
+		if err != nil {
+			return nil, err
+		}
+		kind := jpNot
+		switch n.NodeType {
+		case parsing.ASTAndExpression:
+			kind = jpAnd
+		case parsing.ASTOrExpression:
+			kind = jpOr
+		}
+		return &jpNode{kind: kind, args: args}, nil
+	case parsing.ASTComparator:
+		tok, _ := n.Value.(parsing.TokType)
+		op := map[parsing.TokType]string{parsing.TOKEQ: "==", parsing.TOKNE: "!=",
+			parsing.TOKLT: "<", parsing.TOKLTE: "<=", parsing.TOKGT: ">", parsing.TOKGTE: ">="}[tok]
+		if op != "==" && op != "!=" {
+			return nil, fmt.Errorf("ordering comparison %s: %w", op, errJMESPath)
+		}
+		args, err := children()
+		if err != nil {
+			return nil, err
+		}
+		return &jpNode{kind: jpCmp, str: op, args: args}, nil
+	case parsing.ASTFunctionExpression:
+		name, _ := n.Value.(string)
+		args, err := children()
+		if err != nil {
+			return nil, err
+		}
+		return &jpNode{kind: jpCall, str: name, args: args}, nil
 	}
+	return nil, fmt.Errorf("%s: %w", strings.TrimPrefix(fmt.Sprint(n.NodeType), "AST"), errJMESPath)
+}
+
+// literal reads a string, a boolean or a list of strings (`["a", "b"]`).
+func literal(v any) (*jpNode, error) {
+	switch v := v.(type) {
+	case string:
+		return &jpNode{kind: jpString, str: v}, nil
+	case bool:
+		return &jpNode{kind: jpBool, b: v}, nil
+	case []any:
+		n := &jpNode{kind: jpList}
+		for _, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				return nil, fmt.Errorf("a list of other than strings: %w", errJMESPath)
+			}
+			n.args = append(n.args, &jpNode{kind: jpString, str: s})
+		}
+		return n, nil
+	}
+	raw, _ := json.Marshal(v)
+	return nil, fmt.Errorf("literal `%s`: %w", raw, errJMESPath)
 }
 
 // --- translation -------------------------------------------------------
@@ -373,6 +226,11 @@ func translateFilter(expr string, plan *filterPlan) (notes []string, err error) 
 	if err != nil {
 		return nil, err
 	}
+	return translateTree(n, plan)
+}
+
+// translateTree adds one parsed filter to the plan, as translateFilter.
+func translateTree(n *jpNode, plan *filterPlan) (notes []string, err error) {
 	var exclude []string
 	var onlyIn [][]string
 	var skip []string
@@ -629,7 +487,7 @@ func celField(f *jpNode, notes *[]string, use string) (access, guard string, err
 	k, key := classifyField(f.path)
 	switch k {
 	case fieldNamespace:
-		return "namespace.name", "", nil
+		return "namespaceObject.name", "", nil
 	case fieldName:
 		return "object.name", "", nil
 	case fieldObjectKind:

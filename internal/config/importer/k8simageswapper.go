@@ -173,7 +173,8 @@ func (t *kisTranslator) translate(rootNode *yaml.Node) error {
 		case !ok:
 			t.fs.add(line, join(root.path, "dryRun"), "not true or false; not imported")
 		case b:
-			t.fs.add(line, join(root.path, "dryRun"), "k8s-image-swapper does not honour dryRun: it swaps and copies all the same (estahn/k8s-image-swapper#129), and its Helm chart sets dryRun: true by default; not imported, so that image-swapper swaps as k8s-image-swapper did (to try image-swapper without effect, set mirroring.enabled: false, or preview with image-swapper explain)")
+			t.cfg.DryRun = true
+			t.fs.add(line, join(root.path, "dryRun"), "imported as dryRun: true: image-swapper decides, records and warns, but patches no Pod and denies nothing; k8s-image-swapper ignored this key and swapped all the same (estahn/k8s-image-swapper#129), and its Helm chart sets it by default, so remove dryRun to swap as it did")
 		}
 	}
 	for _, key := range []string{"logLevel", "logFormat", "listenAddress", "tlsCertFile", "tlsKeyFile"} {
@@ -305,17 +306,18 @@ func (t *kisTranslator) target(root *ymap) error {
 	aws, awsLine := tm.get("aws")
 	gcp, gcpLine := tm.get("gcp")
 	var host string
+	var provider func(host string)
 	switch typ {
 	case "aws":
 		if gcp != nil {
 			t.fs.add(gcpLine, "target.gcp", "not used, because target.type is aws; not imported")
 		}
-		host, err = t.awsTarget(aws, awsLine)
+		host, provider, err = t.awsTarget(aws, awsLine)
 	default:
 		if aws != nil {
 			t.fs.add(awsLine, "target.aws", "not used, because target.type is gcp; not imported")
 		}
-		host, err = t.gcpTarget(gcp, gcpLine)
+		host, provider, err = t.gcpTarget(gcp, gcpLine)
 	}
 	if err != nil {
 		return err
@@ -328,62 +330,10 @@ func (t *kisTranslator) target(root *ymap) error {
 	if err := c.Validate(); err != nil {
 		return fmt.Errorf("importer: line %d: the target %q is not a valid registry: %v", tline, host, oneLine(err))
 	}
+	// The provider is translated once the host is known to be valid, as
+	// its settings are validated against the host.
+	provider(host)
 	return nil
-}
-
-func (t *kisTranslator) awsTarget(n *yaml.Node, line int) (string, error) {
-	if n == nil || n.Kind != yaml.MappingNode {
-		return "", fmt.Errorf("importer: target.aws (accountId, region) is required for an ECR target")
-	}
-	m, err := newYmap(n, "target.aws")
-	if err != nil {
-		return "", err
-	}
-	account, _ := m.get("accountId")
-	region, _ := m.get("region")
-	if scalar(account) == "" || scalar(region) == "" {
-		return "", fmt.Errorf("importer: line %d: target.aws needs accountId and region, from which k8s-image-swapper builds ACCOUNT.dkr.ecr.REGION.amazonaws.com", line)
-	}
-	if v, l := m.get("role"); v != nil {
-		t.fs.add(l, "target.aws.role", "image-swapper's ECR access uses the credentials of its own environment (for example IRSA) and does not assume a role from this file; not imported")
-	}
-	if v, l := m.get("ecrOptions"); v != nil {
-		if v.Kind == yaml.MappingNode {
-			opts, err := newYmap(v, "target.aws.ecrOptions")
-			if err != nil {
-				return "", err
-			}
-			opts.rest(func(key string, l int, _ *yaml.Node) {
-				t.fs.add(l, "target.aws.ecrOptions."+key, "image-swapper does not set options on the ECR repositories it creates; set them with AWS (for example an ECR repository creation template); not imported")
-			})
-		} else {
-			t.fs.add(l, "target.aws.ecrOptions", "not a mapping; not imported")
-		}
-	}
-	m.rest(func(key string, l int, _ *yaml.Node) {
-		t.fs.add(l, "target.aws."+key, "k8s-image-swapper does not know this key and ignores it; not imported")
-	})
-	return scalar(account) + ".dkr.ecr." + scalar(region) + ".amazonaws.com", nil
-}
-
-func (t *kisTranslator) gcpTarget(n *yaml.Node, line int) (string, error) {
-	if n == nil || n.Kind != yaml.MappingNode {
-		return "", fmt.Errorf("importer: target.gcp (location, projectId, repositoryId) is required for an Artifact Registry target")
-	}
-	m, err := newYmap(n, "target.gcp")
-	if err != nil {
-		return "", err
-	}
-	loc, _ := m.get("location")
-	project, _ := m.get("projectId")
-	repo, _ := m.get("repositoryId")
-	if scalar(loc) == "" || scalar(project) == "" || scalar(repo) == "" {
-		return "", fmt.Errorf("importer: line %d: target.gcp needs location, projectId and repositoryId, from which k8s-image-swapper builds LOCATION-docker.pkg.dev/PROJECT/REPOSITORY", line)
-	}
-	m.rest(func(key string, l int, _ *yaml.Node) {
-		t.fs.add(l, "target.gcp."+key, "k8s-image-swapper does not know this key and ignores it; not imported")
-	})
-	return scalar(loc) + "-docker.pkg.dev/" + scalar(project) + "/" + scalar(repo), nil
 }
 
 // scalar returns a scalar's text as written (an account ID keeps its
