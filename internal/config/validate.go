@@ -5,6 +5,7 @@ import (
 	"maps"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -226,7 +227,7 @@ func (p *problems) template(path string, r Rule) {
 			}
 			sample.WriteString(sampleSuffix(r.Repository))
 		default:
-			p.add(path, "%q uses the unknown placeholder {%s}; allowed are {%s}", t, name, strings.Join(placeholderNames, "}, {"))
+			p.add(path, "%q uses the unknown placeholder {%s}; allowed are {%s}", t, strings.Trim(strconv.Quote(name), `"`), strings.Join(placeholderNames, "}, {"))
 			return
 		}
 	}

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/image-swapper/image-swapper/internal/reference"
@@ -73,7 +74,7 @@ func ParseTemplate(raw, target string) (Template, error) {
 		}
 		kind, ok := placeholders[name]
 		if !ok {
-			return Template{}, fmt.Errorf("target template %q: unknown placeholder {%s} (want {target}, {registry}, {repository}, {image} or {suffix})", raw, name)
+			return Template{}, fmt.Errorf("target template %q: unknown placeholder {%s} (want {target}, {registry}, {repository}, {image} or {suffix})", raw, escapeLine(name))
 		}
 		if lit.Len() > 0 {
 			t.parts = append(t.parts, part{kind: literal, text: lit.String()})
@@ -150,3 +151,7 @@ func (t Template) Render(ref reference.Reference, suffix string) string {
 	}
 	return b.String()
 }
+
+// escapeLine writes s as Go would inside quotes, so that a name holding a
+// newline cannot split an error message over lines.
+func escapeLine(s string) string { return strings.Trim(strconv.Quote(s), `"`) }
