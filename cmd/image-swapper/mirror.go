@@ -88,7 +88,14 @@ or input.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			logger := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
-			m, err := newMirroring(e.Config(), logger, nil)
+			ledger, err := openCopyLedger(ctx, e.Config(), logger)
+			if err != nil {
+				return trouble(fmt.Errorf("%s: %w", flags.configPath, err))
+			}
+			// Deferred first so that it runs last, after m.Close has
+			// reported every copy.
+			defer ledger.close()
+			m, err := newMirroring(e.Config(), logger, ledger.onCopy())
 			if err != nil {
 				return trouble(fmt.Errorf("%s: %w", flags.configPath, err))
 			}

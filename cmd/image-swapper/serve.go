@@ -23,6 +23,7 @@ import (
 	"github.com/image-swapper/image-swapper/internal/mirror"
 	"github.com/image-swapper/image-swapper/internal/registry"
 	"github.com/image-swapper/image-swapper/internal/selfsigned"
+	"github.com/image-swapper/image-swapper/internal/store"
 	"github.com/image-swapper/image-swapper/internal/webhook"
 )
 
@@ -156,8 +157,21 @@ func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
 	if err != nil {
 		return trouble(err)
 	}
+	// serve always records: every decision and copy goes to the ledger
+	// (SQLite at its default path without a store section). The writer
+	// queues, so a slow store never delays an admission; it is closed
+	// after the server has drained, which flushes what is queued.
+	ledger, err := openLedger(ctx, cfg, log, store.WriterOptions{
+		Logger: log, Registerer: metrics.Registry(), Retention: cfg.Store.RetentionDuration(),
+	})
+	if err != nil {
+		return trouble(fmt.Errorf("%s: store: %w", f.configPath, err))
+	}
+	defer ledger.close()
+	recordCopy := ledger.onCopy()
 	m, err := newMirroring(cfg, log, func(ev mirror.Event) {
 		metrics.CopyFinished(ev.Result.Copied, ev.Result.Bytes, ev.Result.Duration, ev.Err)
+		recordCopy(ev)
 	}, regOpts...)
 	if err != nil {
 		return trouble(fmt.Errorf("%s: %w", f.configPath, err))
@@ -171,6 +185,7 @@ func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
 		Certificates:    certs,
 		Namespaces:      namespaces,
 		PullSecrets:     pullSecrets,
+		Ledger:          ledger.w,
 		Logger:          log,
 		Metrics:         metrics,
 		Budget:          f.budget,

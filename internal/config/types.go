@@ -40,6 +40,28 @@ type Config struct {
 	// TargetProvider creates repositories in targets that need it (ECR,
 	// Artifact Registry); a plain OCI registry needs none.
 	TargetProvider *TargetProvider `json:"targetProvider,omitempty"`
+	// Store configures the ledger of admissions, copies and scans. serve
+	// always records (in SQLite by default); CLI commands record only when
+	// the section is present.
+	Store *Store `json:"store,omitempty"`
+}
+
+// Store configures the ledger database.
+type Store struct {
+	// Driver is sqlite (default) or postgres.
+	Driver string `json:"driver,omitempty"`
+	// Path is the SQLite file (default
+	// $XDG_STATE_HOME/image-swapper/state.db, else
+	// ~/.local/state/image-swapper/state.db).
+	Path string `json:"path,omitempty"`
+	// DSNEnv names the environment variable holding the PostgreSQL DSN
+	// (default IMAGE_SWAPPER_DATABASE_URL); DSNFile, when set, is a file
+	// holding it instead. The DSN itself is never in the configuration.
+	DSNEnv  string `json:"dsnEnv,omitempty"`
+	DSNFile string `json:"dsnFile,omitempty"`
+	// Retention is how long records are kept, such as 90d (the default)
+	// or 36h.
+	Retention string `json:"retention,omitempty"`
 }
 
 // Mode says what a denial does.

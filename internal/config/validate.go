@@ -75,6 +75,7 @@ func (c *Config) validate() problems {
 		validateCustomKind(&p, index("workloads.custom", i), k)
 	}
 	c.validateRegistries(&p)
+	c.validateStore(&p)
 	return p
 }
 

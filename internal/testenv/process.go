@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"sync"
 	"syscall"
@@ -23,8 +24,17 @@ type Process struct {
 // StartProcess starts bin with args, collecting its stdout and stderr.
 // name says what it is in messages ("docker-registry on 127.0.0.1:5000").
 func StartProcess(name, bin string, args ...string) (*Process, error) {
+	return StartProcessWithEnv(name, bin, nil, args...)
+}
+
+// StartProcessWithEnv is StartProcess with env added to the test's
+// environment ("KEY=value" entries; later ones win).
+func StartProcessWithEnv(name, bin string, env []string, args ...string) (*Process, error) {
 	p := &Process{name: name, out: &Buffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.SysProcAttr = dieWithParent()
 	if err := p.cmd.Start(); err != nil {

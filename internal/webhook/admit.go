@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -58,6 +59,9 @@ type admission struct {
 	// pull is the Pod's image pull credentials, for the mirror; nil when
 	// the server has no PullSecrets.
 	pull authn.Keychain
+	// uid, operation, user and podName are what the ledger records of the
+	// request (podName is generateName followed by '*' when unnamed).
+	uid, operation, user, podName string
 }
 
 // swap is an image to replace.
@@ -105,6 +109,10 @@ func (s *Server) prepare(ctx context.Context, req *podRequest, out *outcome) (*a
 		pod:          pod,
 		images:       changedImages(podImages(&pod.Spec), old),
 		dryRun:       out.dryRun,
+		uid:          string(req.UID),
+		operation:    out.operation,
+		user:         req.UserInfo.Username,
+		podName:      out.pod,
 		ctx: rules.Context{
 			Namespace: out.namespace,
 			Object: rules.Object{
@@ -174,6 +182,11 @@ func (a *admission) dryRunWarning() string {
 func (s *Server) record(endpoint string, a *admission, decisions []engine.Decision) {
 	for _, d := range decisions {
 		s.metrics.decisions.WithLabelValues(endpoint, string(d.Action)).Inc()
+	}
+	if s.opts.Ledger != nil {
+		for _, r := range ledgerRecords(endpoint, a, decisions, time.Now()) {
+			s.opts.Ledger.Record(r)
+		}
 	}
 }
 

@@ -68,6 +68,9 @@ type Options struct {
 	// and its ServiceAccount's, to pull the sources it copies; they are
 	// read only for Pods whose images are copied.
 	PullSecrets *PullSecrets
+	// Ledger, when set, records every image decision (the record store's
+	// writer); it never delays or fails an admission.
+	Ledger Ledger
 	// Logger receives one line per admission and the server's events.
 	Logger *slog.Logger
 	// Metrics are served on /metrics; NewMetrics if nil.

@@ -452,8 +452,14 @@ func checkCommon(t *testing.T, r *rendered) {
 	if len(c.Ports) != 1 || c.Ports[0].Name != "https" || c.Ports[0].ContainerPort != 8443 {
 		t.Errorf("container ports = %+v, want https 8443", c.Ports)
 	}
-	if len(c.Env) != 1 || c.Env[0].Name != "POD_NAMESPACE" || c.Env[0].ValueFrom == nil || c.Env[0].ValueFrom.FieldRef == nil || c.Env[0].ValueFrom.FieldRef.FieldPath != "metadata.namespace" {
-		t.Errorf("container env = %+v, want POD_NAMESPACE from metadata.namespace", c.Env)
+	if len(c.Env) < 2 || c.Env[0].Name != "POD_NAMESPACE" || c.Env[0].ValueFrom == nil || c.Env[0].ValueFrom.FieldRef == nil || c.Env[0].ValueFrom.FieldRef.FieldPath != "metadata.namespace" ||
+		c.Env[1].Name != "XDG_STATE_HOME" || c.Env[1].Value != "/var/lib/image-swapper" {
+		t.Errorf("container env = %+v, want POD_NAMESPACE from metadata.namespace and XDG_STATE_HOME=/var/lib/image-swapper (the ledger's volume)", c.Env)
+	}
+	if !slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool {
+		return m.Name == "state" && m.MountPath == "/var/lib/image-swapper" && !m.ReadOnly
+	}) {
+		t.Errorf("volume mounts = %+v, want the writable state volume at /var/lib/image-swapper: the root file system is read-only", c.VolumeMounts)
 	}
 	checkConfig(t, r)
 

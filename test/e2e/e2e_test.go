@@ -50,6 +50,7 @@ func TestAdmission(t *testing.T) {
 
 	t.Run("scoping", func(t *testing.T) { s.testScoping(t, main) })
 	t.Run("exists", func(t *testing.T) { s.testExists(t, main) })
+	t.Run("ledger", func(t *testing.T) { s.testLedger(t, main) })
 	t.Run("reinvocation and update", func(t *testing.T) { s.testReinvocationAndUpdate(t, main) })
 	t.Run("dry run", func(t *testing.T) { s.testDryRun(t, main) })
 	t.Run("wait", s.testWait)

@@ -139,13 +139,20 @@ func (s *suite) startSwapper(t *testing.T, opts swapperOptions) *swapper {
 	return sw
 }
 
+// stateEnv points XDG_STATE_HOME, and so the default SQLite ledger, at
+// the server's own directory.
+func (sw *swapper) stateEnv() string {
+	return "XDG_STATE_HOME=" + filepath.Dir(sw.configPath)
+}
+
 // start starts the process and waits until it is ready.
 func (sw *swapper) start(t *testing.T, s *suite, opts swapperOptions) error {
 	addr, err := testenv.FreeAddr()
 	if err != nil {
 		return err
 	}
-	proc, err := testenv.StartProcess("image-swapper serve "+sw.id, s.binary, "serve",
+	// Each server keeps its ledger (SQLite) beside its configuration.
+	proc, err := testenv.StartProcessWithEnv("image-swapper serve "+sw.id, s.binary, []string{sw.stateEnv()}, "serve",
 		"--config", sw.configPath,
 		"--listen", addr,
 		"--tls-cert", sw.certs.CertFile(),
