@@ -42,7 +42,8 @@ type QueueOptions struct {
 	// 1024); the oldest are forgotten first.
 	Retain int
 	// OnDone, when set, is called once per finished scan, from the
-	// worker that ran it (record it in the store here).
+	// worker that ran it and before Wait returns the result (record it
+	// in the store here).
 	OnDone func(ScanResult)
 }
 
@@ -191,10 +192,12 @@ func (q *Queue) worker() {
 	defer q.wg.Done()
 	for j := range q.work {
 		res := q.run(j.ref)
-		q.finish(j, res)
+		// OnDone first, so that whatever it records (the store, a
+		// verdict cache) is there when Wait returns.
 		if q.opts.OnDone != nil {
 			q.opts.OnDone(res)
 		}
+		q.finish(j, res)
 	}
 }
 
