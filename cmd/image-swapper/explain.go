@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/spf13/cobra"
 
@@ -14,6 +16,7 @@ import (
 func newExplainCommand() *cobra.Command {
 	var (
 		flags        engineFlags
+		scanFlags    scanGateFlags
 		output       string
 		kind, name   string
 		objectLabels []string
@@ -51,10 +54,24 @@ image, normalized, action, target, rule and reasons.`,
 			if kind == "Pod" {
 				ctx.Object.Name = name
 			}
+			gate, err := openScanGate(cmd.Context(), e, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			defer gate.close()
+			decisions := make([]engine.Decision, len(images))
+			scanCtx, cancel := context.WithTimeout(cmd.Context(), scanFlags.timeout)
+			defer cancel()
+			var wg sync.WaitGroup
+			for i, image := range images {
+				s := engine.Subject{Image: image, Context: ctx}
+				decisions[i] = e.Decide(s)
+				wg.Go(func() { e.Scan(scanCtx, &decisions[i], s, gate.scans()) })
+			}
+			wg.Wait()
 			out := cmd.OutOrStdout()
 			enc := json.NewEncoder(out)
-			for _, image := range images {
-				d := e.Decide(engine.Subject{Image: image, Context: ctx})
+			for _, d := range decisions {
 				if output == "json" {
 					if err := enc.Encode(d); err != nil {
 						return err
@@ -67,6 +84,7 @@ image, normalized, action, target, rule and reasons.`,
 		},
 	}
 	flags.register(cmd)
+	scanFlags.register(cmd)
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	cmd.Flags().StringVar(&kind, "kind", "Pod", "kind of the workload holding the image (workload.kind in conditions; Pod for a bare Pod)")
 	cmd.Flags().StringVar(&name, "name", "", "name of the workload holding the image (workload.name in conditions)")

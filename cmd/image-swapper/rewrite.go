@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,10 +18,11 @@ import (
 
 func newRewriteCommand() *cobra.Command {
 	var (
-		flags   engineFlags
-		reg     registryFlags
-		file    string
-		verbose bool
+		flags     engineFlags
+		scanFlags scanGateFlags
+		reg       registryFlags
+		file      string
+		verbose   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "rewrite --config FILE [-f FILE|-]",
@@ -66,6 +68,14 @@ Exit status: 0 written, 1 an image is denied, 2 bad flags, config or input.`,
 			if err != nil {
 				return trouble(fmt.Errorf("%s: %w", inputName(file), err))
 			}
+			gate, err := openScanGate(cmd.Context(), e, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			defer gate.close()
+			scanCtx, cancel := context.WithTimeout(cmd.Context(), scanFlags.timeout)
+			rw.Scan(scanCtx, &res, gate.scans())
+			cancel()
 			stderr := cmd.ErrOrStderr()
 			for _, f := range res.Findings {
 				if f.Decision.Denied() {
@@ -98,6 +108,7 @@ Exit status: 0 written, 1 an image is denied, 2 bad flags, config or input.`,
 		},
 	}
 	flags.register(cmd)
+	scanFlags.register(cmd)
 	cmd.Flags().StringVarP(&file, "filename", "f", "-", `manifest file to read, or "-" for stdin`)
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "print every decision and audit verdict on stderr")
 	cmd.Flags().BoolVar(&reg.copy, "copy", false, "copy every swapped image into the target registry before writing")

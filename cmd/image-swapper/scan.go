@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -19,6 +21,7 @@ import (
 	"github.com/image-swapper/image-swapper/internal/reference"
 	"github.com/image-swapper/image-swapper/internal/registry"
 	"github.com/image-swapper/image-swapper/internal/scan"
+	"github.com/image-swapper/image-swapper/internal/vulngate"
 )
 
 func newScanCommand() *cobra.Command {
@@ -67,6 +70,14 @@ or input, or a scan that could not run (verdict error).`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			sc := &scanCLI{cfg: cfg, policy: policy, stderr: cmd.ErrOrStderr()}
+			ledger, err := openCopyLedger(ctx, cfg, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn})))
+			if err != nil {
+				return trouble(fmt.Errorf("%s: store: %w", configPath, err))
+			}
+			if ledger != nil {
+				defer ledger.close()
+				sc.ledger = ledger.w
+			}
 			var results []scanOutcome
 			if reportPath != "" {
 				res, err := sc.imported(ctx, args[0], reportPath)
@@ -98,6 +109,8 @@ type scanCLI struct {
 	policy *scan.Policy
 	stderr io.Writer
 	client *registry.Client
+	// ledger records the scans, with a store section; nil otherwise.
+	ledger vulngate.ScanRecorder
 }
 
 // scanOutcome is one image's verdict.
@@ -121,14 +134,11 @@ func (c *scanCLI) resolve(ctx context.Context, ref reference.Reference) (referen
 	if ref.Digest != "" {
 		return ref, nil
 	}
-	if c.client == nil {
-		client, err := registry.New(c.cfg)
-		if err != nil {
-			return ref, err
-		}
-		c.client = client
+	client, err := c.registry()
+	if err != nil {
+		return ref, err
 	}
-	d, err := c.client.Resolve(ctx, ref)
+	d, err := client.Resolve(ctx, ref)
 	if err != nil {
 		return ref, err
 	}
@@ -158,16 +168,17 @@ func (c *scanCLI) imported(ctx context.Context, image, reportPath string) (scanO
 			return scanOutcome{}, fmt.Errorf("resolving %s: %w; give the image as IMAGE@sha256:... to import the report without asking the registry", image, err)
 		}
 	}
+	if c.ledger != nil {
+		c.ledger.RecordScan(vulngate.Record(ref.String(), ref.Digest, ref.Digest, rep, time.Now()))
+	}
 	return scanOutcome{image: image, ref: ref, verdict: c.judge(ref, rep)}, nil
 }
 
 // scanned runs the scanner on each image, several at once
-// (security.scanning.concurrency), each digest once.
+// (security.scanning.concurrency): each platform of an index that
+// security.scanning.platforms names, by its manifest digest, each digest
+// once, as admission does. With a store section, each scan is recorded.
 func (c *scanCLI) scanned(ctx context.Context, images []string) ([]scanOutcome, error) {
-	s := c.cfg.Security.Scanning
-	runner := scan.NewRunner(s)
-	q := scan.NewQueue(runner.Scan, scan.QueueOptions{Concurrency: s.ScanConcurrency(), Capacity: len(images), Retries: -1})
-	defer q.Close()
 	out := make([]scanOutcome, len(images))
 	for i, image := range images {
 		ref, err := parseImage(image)
@@ -175,34 +186,45 @@ func (c *scanCLI) scanned(ctx context.Context, images []string) ([]scanOutcome, 
 			return nil, err
 		}
 		out[i] = scanOutcome{image: image, ref: ref}
-		if c.policy.Skip(ref) {
-			out[i].verdict = scan.Verdict{Result: scan.ResultPass}
-			fmt.Fprintf(c.stderr, "%s: skipped (security.scanning.skipImages)\n", image)
-			continue
-		}
-		if out[i].ref, err = c.resolve(ctx, ref); err != nil {
-			out[i].verdict = scan.Errored(err)
-			continue
-		}
-		if err := q.Submit(ctx, out[i].ref); err != nil {
-			out[i].verdict = scan.Errored(err)
-		}
 	}
+	client, err := c.registry()
+	if err != nil {
+		return nil, err
+	}
+	// No store: the scan command always scans afresh; what it finds is
+	// recorded through the ledger.
+	gate, err := vulngate.New(vulngate.Options{Scanning: c.cfg.Security.Scanning, Registry: client, Ledger: c.ledger, Retries: -1})
+	if err != nil {
+		return nil, err
+	}
+	defer gate.Close()
+	var wg sync.WaitGroup
 	for i := range out {
-		if out[i].verdict.Result != "" {
+		if c.policy.Skip(out[i].ref) {
+			out[i].verdict = scan.Verdict{Result: scan.ResultPass}
+			fmt.Fprintf(c.stderr, "%s: skipped (security.scanning.skipImages)\n", out[i].image)
 			continue
 		}
-		res, err := q.Wait(ctx, out[i].ref.Digest)
-		switch {
-		case err != nil:
-			out[i].verdict = scan.Errored(err)
-		case res.Err != nil:
-			out[i].verdict = scan.Errored(res.Err)
-		default:
-			out[i].verdict = c.judge(out[i].ref, res.Report)
-		}
+		wg.Go(func() {
+			found := gate.Lookup(ctx, out[i].ref, nil)
+			out[i].ref = found.Ref
+			out[i].verdict = c.policy.Judge(found, "", time.Now())
+		})
 	}
+	wg.Wait()
 	return out, nil
+}
+
+// registry is the registry client, made on first use.
+func (c *scanCLI) registry() (*registry.Client, error) {
+	if c.client == nil {
+		client, err := registry.New(c.cfg)
+		if err != nil {
+			return nil, err
+		}
+		c.client = client
+	}
+	return c.client, nil
 }
 
 func (c *scanCLI) judge(ref reference.Reference, rep *scan.Report) scan.Verdict {

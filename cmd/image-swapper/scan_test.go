@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -10,18 +11,22 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/image-swapper/image-swapper/internal/config"
 	"github.com/image-swapper/image-swapper/internal/registrytest"
+	"github.com/image-swapper/image-swapper/internal/store"
 )
 
 const scanReports = "../../internal/scan/testdata"
 
 // fakeTrivySource prints the report file FAKE_REPORT names, appends its
-// last argument (the image) to FAKE_RECORD, or fails when FAKE_EXIT says.
+// last argument (the image) to FAKE_RECORD, or fails when FAKE_EXIT says;
+// it takes a second when FAKE_SLEEP is set.
 const fakeTrivySource = `package main
 
 import (
 	"fmt"
 	"os"
+	"time"
 )
 
 func main() {
@@ -29,6 +34,9 @@ func main() {
 		f, _ := os.OpenFile(p, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
 		fmt.Fprintln(f, os.Args[len(os.Args)-1])
 		f.Close()
+	}
+	if os.Getenv("FAKE_SLEEP") != "" {
+		time.Sleep(time.Second)
 	}
 	if os.Getenv("FAKE_EXIT") != "" {
 		fmt.Fprintln(os.Stderr, "FATAL image scan error: unable to find the specified image")
@@ -175,23 +183,27 @@ func TestScanImportResolvesATagThroughTheRegistry(t *testing.T) {
 	}
 }
 
-func TestScanRunsTheScannerOncePerDigest(t *testing.T) {
+func TestScanRunsTheScannerOncePerPlatformDigest(t *testing.T) {
 	scanner := fakeTrivy(t)
 	record := filepath.Join(t.TempDir(), "record")
 	abs, _ := filepath.Abs(scanReports + "/trivy/alpine-310.json")
 	t.Setenv("FAKE_REPORT", abs)
 	t.Setenv("FAKE_RECORD", record)
+	reg := registrytest.New(t)
+	index := reg.PushIndex(t, "app:1.0", 1, "linux/amd64", "linux/arm64", "linux/s390x")
+	reg.PushIndex(t, "app:1.1", 1, "linux/amd64", "linux/arm64", "linux/s390x")
+	reg.PushIndex(t, "base/debian:10", 1, "linux/amd64")
 	cfg := writeScanConfig(t, fmt.Sprintf(`
 security:
   scanning:
     provider: trivy
     command: [%q, image, --format, json]
     maxCVSS: 5.0
-    skipImages: ["registry.example.com/base/*"]
-`, scanner))
-	d := "@sha256:" + strings.Repeat("a", 64)
+    skipImages: [%q]
+`, scanner, reg.Host+"/base/*"))
+	d := "@" + index
 	code, stdout, stderr := runScan(t, "--config", cfg, "-o", "json",
-		"registry.example.com/app:1.0"+d, "registry.example.com/app:1.1"+d, "registry.example.com/base/debian:10"+d)
+		reg.Ref("app:1.0"), reg.Ref("app")+d, reg.Ref("base/debian:10"))
 	if code != exitDenied {
 		t.Fatalf("exit %d, want 1 (CVSS 5.3 above maxCVSS 5.0)\n%s%s", code, stdout, stderr)
 	}
@@ -199,15 +211,27 @@ security:
 	if len(outs) != 3 || outs[0].Verdict != "fail" || outs[1].Verdict != "fail" || len(outs[0].Failing) != 4 {
 		t.Fatalf("verdicts %+v", outs)
 	}
-	if outs[2].Verdict != "pass" || !strings.Contains(stderr, "registry.example.com/base/debian:10"+d+": skipped") {
+	if outs[0].Digest != index || outs[1].Digest != index {
+		t.Errorf("digests %s and %s, want the index %s for both", outs[0].Digest, outs[1].Digest, index)
+	}
+	if outs[2].Verdict != "pass" || !strings.Contains(stderr, reg.Ref("base/debian:10")+": skipped") {
 		t.Errorf("a skipImages image: verdict %q, stderr %q; want pass and a note", outs[2].Verdict, stderr)
 	}
 	runs, err := os.ReadFile(record)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.TrimSpace(string(runs)); got != "registry.example.com/app"+d {
-		t.Errorf("the scanner ran for %q, want once for registry.example.com/app%s (two tags of one digest, one skipped image)", got, d)
+	got := strings.Fields(string(runs))
+	// The tag and the digest name one index: its linux/amd64 and
+	// linux/arm64 manifests are scanned once each, by their own digests
+	// (s390x is not in the default platforms).
+	if len(got) != 2 || got[0] == got[1] {
+		t.Fatalf("the scanner ran for %q, want once per scanned platform", got)
+	}
+	for _, r := range got {
+		if !strings.HasPrefix(r, reg.Ref("app")+"@sha256:") || r == reg.Ref("app")+d {
+			t.Errorf("the scanner ran for %s, want a platform manifest of %s", r, reg.Ref("app"))
+		}
 	}
 }
 
@@ -215,8 +239,10 @@ func TestScanFailureIsAnErrorVerdict(t *testing.T) {
 	scanner := fakeTrivy(t)
 	t.Setenv("FAKE_EXIT", "1")
 	t.Setenv("FAKE_RECORD", "")
+	reg := registrytest.New(t)
+	index := reg.PushIndex(t, "app:1.0", 1, "linux/amd64")
 	cfg := writeScanConfig(t, fmt.Sprintf("security:\n  scanning: {provider: trivy, command: [%q], failOnCritical: true}\n", scanner))
-	code, stdout, stderr := runScan(t, "--config", cfg, "-o", "json", "registry.example.com/app@sha256:"+strings.Repeat("b", 64))
+	code, stdout, stderr := runScan(t, "--config", cfg, "-o", "json", reg.Ref("app")+"@"+index)
 	if code != exitTrouble {
 		t.Fatalf("exit %d, want 2 for a scan that could not run\n%s%s", code, stdout, stderr)
 	}
@@ -225,6 +251,52 @@ func TestScanFailureIsAnErrorVerdict(t *testing.T) {
 	}
 	if !strings.Contains(stderr, "exit status 1") || !strings.Contains(stderr, "unable to find the specified image") {
 		t.Errorf("stderr lacks the scanner's exit status and message:\n%s", stderr)
+	}
+}
+
+func TestScanRecordsInTheStoreWithAStoreSection(t *testing.T) {
+	scanner := fakeTrivy(t)
+	abs, _ := filepath.Abs(scanReports + "/trivy/trivy-0.74-synthetic-alpine.json")
+	t.Setenv("FAKE_REPORT", abs)
+	t.Setenv("FAKE_RECORD", "")
+	reg := registrytest.New(t)
+	index := reg.PushIndex(t, "app:1.0", 1, "linux/amd64", "linux/arm64")
+	db := filepath.Join(t.TempDir(), "state.db")
+	cfg := writeScanConfig(t, fmt.Sprintf("store: {path: %q}\nsecurity:\n  scanning: {provider: trivy, command: [%q], failOnCritical: true}\n", db, scanner))
+	if code, stdout, stderr := runScan(t, "--config", cfg, reg.Ref("app:1.0")); code != exitDenied {
+		t.Fatalf("exit %d, want 1\n%s%s", code, stdout, stderr)
+	}
+	imported := reg.Ref("other") + "@sha256:" + strings.Repeat("d", 64)
+	if code, stdout, stderr := runScan(t, "--config", cfg, "--report", abs, imported); code != exitDenied {
+		t.Fatalf("import: exit %d, want 1\n%s%s", code, stdout, stderr)
+	}
+	st, err := store.Open(context.Background(), &config.Store{Path: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	scans, err := st.Scans(context.Background(), store.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(scans) != 3 {
+		t.Fatalf("the store has %d scans, want 3 (two platforms, one import): %+v", len(scans), scans)
+	}
+	platforms := 0
+	for _, sc := range scans {
+		if sc.Counts["CRITICAL"] != 1 || sc.Scanner != "trivy" {
+			t.Errorf("stored scan %+v, want trivy's with 1 CRITICAL", sc)
+		}
+		if sc.IndexDigest == index && sc.ManifestDigest != index {
+			platforms++
+		}
+	}
+	if platforms != 2 {
+		t.Errorf("%d stored scans are platforms of %s, want 2", platforms, index)
+	}
+	rec, err := st.LatestScan(context.Background(), "sha256:"+strings.Repeat("d", 64))
+	if err != nil || len(rec.Report) == 0 || len(rec.Findings) != 2 {
+		t.Errorf("the imported report: %+v, %v; want it with its raw report and 2 findings", rec, err)
 	}
 }
 
@@ -251,5 +323,71 @@ func TestScanTablePassesAndRejectsBadUsage(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want 2 and %q", code, stderr, tc.want)
 			}
 		})
+	}
+}
+
+// rewrite and explain apply the gate as admission does: with scanning
+// enabled, a failing image is denied naming its CVE, an exception admits
+// it, and a scan that outlasts --scan-timeout is pending.
+func TestRewriteAndExplainApplyTheVulnerabilityGate(t *testing.T) {
+	scanner := fakeTrivy(t)
+	abs, _ := filepath.Abs(scanReports + "/trivy/trivy-0.74-synthetic-alpine.json")
+	t.Setenv("FAKE_REPORT", abs)
+	t.Setenv("FAKE_RECORD", "")
+	reg := registrytest.New(t)
+	reg.PushIndex(t, "team/app:1.0", 1, "linux/amd64")
+	image := reg.Ref("team/app:1.0")
+	scanning := func(extra string) string {
+		return writeScanConfig(t, fmt.Sprintf(`
+security:
+  scanning:
+    enabled: true
+    provider: trivy
+    command: [%q]
+    failOnCritical: true
+%s`, scanner, extra))
+	}
+	manifest := filepath.Join(t.TempDir(), "pod.yaml")
+	if err := os.WriteFile(manifest, []byte("apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  containers:\n  - name: app\n    image: "+image+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	runCLI := func(args ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		code := run(args, strings.NewReader(""), &out, &errOut)
+		return code, out.String(), errOut.String()
+	}
+
+	cfg := scanning("")
+	code, stdout, stderr := runCLI("rewrite", "--config", cfg, "-f", manifest)
+	if code != exitDenied || stdout != "" || !strings.Contains(stderr, "CVE-2099-0001") || !strings.Contains(stderr, `container "app"`) {
+		t.Errorf("rewrite of a failing image: exit %d, stdout %q, stderr %q; want 1 naming CVE-2099-0001 and nothing written", code, stdout, stderr)
+	}
+	code, stdout, stderr = runCLI("explain", "--config", cfg, "-o", "json", image)
+	var d struct {
+		Action string
+		Scan   struct {
+			Result  string
+			Failing []string
+		}
+	}
+	if err := json.Unmarshal([]byte(stdout), &d); err != nil || code != 0 {
+		t.Fatalf("explain: exit %d, %v\n%s%s", code, err, stdout, stderr)
+	}
+	if d.Action != "deny" || d.Scan.Result != "fail" || len(d.Scan.Failing) != 1 || d.Scan.Failing[0] != "CVE-2099-0001" {
+		t.Errorf("explain = %+v, want deny with scan fail [CVE-2099-0001]", d)
+	}
+
+	excepted := scanning(`    ignore:
+      - {id: CVE-2099-0001, expires: 2099-12-31, reason: "musl is patched in place; SEC-1"}
+`)
+	if code, stdout, stderr := runCLI("rewrite", "--config", excepted, "-f", manifest); code != 0 || !strings.Contains(stdout, image) {
+		t.Errorf("rewrite with an exception: exit %d\n%s%s", code, stdout, stderr)
+	}
+
+	t.Setenv("FAKE_SLEEP", "1")
+	slow := scanning("")
+	code, _, stderr = runCLI("rewrite", "--config", slow, "--scan-timeout", "1ms", "-f", manifest)
+	if code != exitDenied || !strings.Contains(stderr, "is being scanned for vulnerabilities") {
+		t.Errorf("rewrite with a scan outlasting --scan-timeout: exit %d, stderr %q; want 1, pending", code, stderr)
 	}
 }

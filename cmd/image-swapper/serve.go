@@ -24,6 +24,7 @@ import (
 	"github.com/image-swapper/image-swapper/internal/registry"
 	"github.com/image-swapper/image-swapper/internal/selfsigned"
 	"github.com/image-swapper/image-swapper/internal/store"
+	"github.com/image-swapper/image-swapper/internal/vulngate"
 	"github.com/image-swapper/image-swapper/internal/webhook"
 )
 
@@ -177,6 +178,18 @@ func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
 		return trouble(fmt.Errorf("%s: %w", f.configPath, err))
 	}
 	defer m.Close()
+	// The vulnerability scanner runs whether or not security.scanning is
+	// enabled now, so that a reload can enable it; /validate asks it only
+	// while it is. Its scans are recorded, and its known findings read
+	// back after a restart, through the ledger.
+	scans, err := vulngate.New(vulngate.Options{
+		Scanning: cfg.Security.Scanning, Registry: m.client, Store: ledger.st, Ledger: ledger.w,
+		Logger: log, Registerer: metrics.Registry(),
+	})
+	if err != nil {
+		return trouble(fmt.Errorf("%s: %w", f.configPath, err))
+	}
+	defer scans.Close()
 	srv, err := webhook.New(webhook.Options{
 		Mirror:          m.engineMirror(),
 		MirrorConfig:    cfg,
@@ -186,6 +199,7 @@ func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
 		Namespaces:      namespaces,
 		PullSecrets:     pullSecrets,
 		Ledger:          ledger.w,
+		Scans:           scans,
 		Logger:          log,
 		Metrics:         metrics,
 		Budget:          f.budget,

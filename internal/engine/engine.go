@@ -17,6 +17,7 @@ import (
 	"github.com/image-swapper/image-swapper/internal/policy"
 	"github.com/image-swapper/image-swapper/internal/reference"
 	"github.com/image-swapper/image-swapper/internal/rules"
+	"github.com/image-swapper/image-swapper/internal/scan"
 )
 
 // OptOutLabel on a Pod or workload, with value OptOutValue, turns swapping
@@ -72,6 +73,9 @@ type Decision struct {
 	// Fallback is set when a swap was planned but the original was kept
 	// because the mirror did not have the image (see Admit).
 	Fallback bool `json:"fallback,omitempty"`
+	// Scan is the vulnerability gate's verdict on the image, when
+	// security.scanning judged it (see Scan).
+	Scan *ScanVerdict `json:"scan,omitempty"`
 }
 
 // Engine is a compiled configuration. It is safe for concurrent use.
@@ -84,6 +88,8 @@ type Engine struct {
 	exclude  []glob.Pattern
 	// ownNamespace is the server's namespace, excluded like kube-system.
 	ownNamespace string
+	// vulns is security.scanning's policy; nil when scanning is off.
+	vulns *scan.Policy
 }
 
 // Option configures an Engine.
@@ -114,6 +120,11 @@ func New(cfg *config.Config, opts ...Option) (*Engine, error) {
 	m := cfg.Mirroring
 	if e.swapping, err = rules.NewScope(m.NamespaceSelector, m.ObjectSelector, m.Condition); err != nil {
 		errs = append(errs, fmt.Errorf("mirroring.%w", err))
+	}
+	if cfg.Security.Scanning.Enabled {
+		if e.vulns, err = scan.NewPolicy(cfg.Security.Scanning); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

@@ -4,6 +4,7 @@
 package manifest
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"strings"
@@ -134,6 +135,21 @@ func (rw *Rewriter) Rewrite(stream []byte) (Result, error) {
 		res.Findings = append(res.Findings, r.findings...)
 	}
 	return res, nil
+}
+
+// Scan applies the vulnerability gate (engine.Scan) to the images of res
+// that are not denied, all at once, as the validating webhook judges a
+// Pod's images; ctx bounds the wait for scans without a verdict.
+func (rw *Rewriter) Scan(ctx context.Context, res *Result, g engine.Scans) {
+	if g == nil || !rw.engine.ScansEnabled() {
+		return
+	}
+	var wg sync.WaitGroup
+	for i := range res.Findings {
+		f := &res.Findings[i]
+		wg.Go(func() { rw.engine.Scan(ctx, &f.Decision, rw.subject(f.Image), g) })
+	}
+	wg.Wait()
 }
 
 func (rw *Rewriter) rewriteDocument(doc workload.Document) ([]byte, []Finding, error) {

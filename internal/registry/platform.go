@@ -114,11 +114,7 @@ func filterIndex(idx v1.ImageIndex, platforms []Platform) (*filteredIndex, error
 		}
 	}
 	if len(kept) == 0 {
-		want := make([]string, len(platforms))
-		for i, p := range platforms {
-			want[i] = p.String()
-		}
-		return nil, fmt.Errorf("the index has none of the platforms %s (it has %s)", strings.Join(want, ", "), strings.Join(available, ", "))
+		return nil, noPlatformError(platforms, available)
 	}
 	var keep []json.RawMessage
 	im := &v1.IndexManifest{}
@@ -146,6 +142,20 @@ func filterIndex(idx v1.ImageIndex, platforms []Platform) (*filteredIndex, error
 		return nil, err
 	}
 	return &filteredIndex{src: idx, raw: out, digest: h, manifest: im}, nil
+}
+
+// noPlatformError says an index has none of the platforms wanted, and
+// which it has.
+func noPlatformError(platforms []Platform, available []string) error {
+	want := make([]string, len(platforms))
+	for i, p := range platforms {
+		want[i] = p.String()
+	}
+	has := strings.Join(available, ", ")
+	if has == "" {
+		has = "no image platform"
+	}
+	return fmt.Errorf("the index has none of the platforms %s (it has %s)", strings.Join(want, ", "), has)
 }
 
 func platformString(p *v1.Platform) string {

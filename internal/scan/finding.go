@@ -113,6 +113,8 @@ type Report struct {
 	// report says; zero otherwise.
 	DBTime   time.Time
 	Findings []Finding
+	// Raw is the report as the scanner printed it, for the record store.
+	Raw []byte
 }
 
 // Counts are the numbers of findings by severity.

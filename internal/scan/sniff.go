@@ -48,6 +48,7 @@ func Parse(name string, data []byte) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
+	r.Raw = data
 	return r, nil
 }
 

@@ -329,3 +329,44 @@ func (v Verdict) Message(image string, worst int) string {
 	b.WriteString("; to accept one, add it to security.scanning.ignore with images, expires and reason")
 	return b.String()
 }
+
+// PlatformScan is the finished scan of one platform's image manifest.
+type PlatformScan struct {
+	Digest   string
+	Platform string
+	Findings []Finding
+	// Time is when the scan finished.
+	Time time.Time
+}
+
+// ImageScan is what is known of one image's scans: of each platform of
+// an index that is scanned, or of its single manifest.
+type ImageScan struct {
+	// Ref is the image, with the digest it resolved to when that is known.
+	Ref reference.Reference
+	// Scanned are the platforms whose scan has finished.
+	Scanned []PlatformScan
+	// Pending are the manifest digests whose scan has not finished.
+	Pending []string
+	// Err is why (part of) the image could not be scanned: its digest or
+	// index could not be read, or a scan failed.
+	Err error
+}
+
+// Judge is the verdict on an image from its scans: each scanned platform
+// is judged and the verdicts combined (see Combine), so one failing
+// platform fails the image, and one not scanned yet (or whose scan
+// failed) keeps an otherwise passing image pending (or errored).
+func (p *Policy) Judge(s ImageScan, namespace string, now time.Time) Verdict {
+	vs := make([]Verdict, 0, len(s.Scanned)+2)
+	for _, ps := range s.Scanned {
+		vs = append(vs, p.Verdict(ps.Findings, s.Ref, namespace, now))
+	}
+	if len(s.Pending) > 0 {
+		vs = append(vs, Pending())
+	}
+	if s.Err != nil {
+		vs = append(vs, Errored(s.Err))
+	}
+	return Combine(vs...)
+}

@@ -29,6 +29,8 @@ var ErrSchemaTooNew = errors.New("the database schema is newer than this image-s
 
 // Store is a ledger database. Implementations are safe for concurrent use.
 type Store interface {
+	// Summarizer streams the aggregates reports read.
+	Summarizer
 	// Write inserts a batch in one transaction. It is idempotent on
 	// b.Key: writing a batch whose key was already committed (a retry
 	// after an ambiguous failure) writes nothing and returns nil.

@@ -76,6 +76,20 @@ func (p *Process) Stop(grace time.Duration) error {
 	}
 }
 
+// Kill sends SIGKILL, as a crash or the OOM killer would, and waits for the
+// process to exit. Killing an exited process does nothing.
+func (p *Process) Kill() {
+	if !p.Running() {
+		return
+	}
+	// An error means that it has just exited.
+	_ = p.cmd.Process.Kill()
+	<-p.exited
+}
+
+// Output returns everything the process wrote so far.
+func (p *Process) Output() string { return p.out.String() }
+
 // Logs returns the end of the process's output, for failure messages.
 func (p *Process) Logs() string { return p.out.Tail() }
 

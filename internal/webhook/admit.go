@@ -17,6 +17,7 @@ import (
 	"github.com/image-swapper/image-swapper/internal/config"
 	"github.com/image-swapper/image-swapper/internal/engine"
 	"github.com/image-swapper/image-swapper/internal/rules"
+	"github.com/image-swapper/image-swapper/internal/scan"
 )
 
 // warningPrefix starts every warning, so that kubectl users see which
@@ -271,24 +272,32 @@ func (s *Server) validate(ctx context.Context, req *podRequest, out *outcome) (*
 			d = a.engine.Decide(subject)
 		}
 		decisions[i] = d
-		for _, v := range d.Violations {
+	}
+	s.scan(ctx, a, decisions)
+	for i, im := range a.images {
+		for _, v := range decisions[i].Violations {
+			// "image X: X has 2 failing vulnerabilities" says X once.
+			image := "image " + im.image + ": "
+			if strings.HasPrefix(v.Message, im.image+" ") {
+				image = ""
+			}
 			if v.Mode == config.ModeEnforce && a.configDryRun {
 				// Nothing is denied, so it is not counted as a denial.
 				s.metrics.dryRun.WithLabelValues("validate", "deny").Inc()
-				out.wouldDeny = append(out.wouldDeny, fmt.Sprintf("%s: image %s: %s", im.what, im.image, v.Message))
-				resp.Warnings = appendWarning(resp.Warnings, "%swould deny the Pod: %s: image %s: %s", a.dryRunWarning(), im.what, abbreviate(im.image), v.Message)
+				out.wouldDeny = append(out.wouldDeny, fmt.Sprintf("%s: %s%s", im.what, image, v.Message))
+				resp.Warnings = appendWarning(resp.Warnings, "%swould deny the Pod: %s: %s%s", a.dryRunWarning(), im.what, abbreviate(image), v.Message)
 				continue
 			}
 			s.metrics.denials.WithLabelValues(string(v.Mode)).Inc()
 			switch v.Mode {
 			case config.ModeEnforce:
-				msg := fmt.Sprintf("%s: image %s: %s", im.what, im.image, v.Message)
-				if len(allowList) > 0 && v.Rule != "policies.allowList" {
+				msg := fmt.Sprintf("%s: %s%s", im.what, image, v.Message)
+				if len(allowList) > 0 && v.Rule != "policies.allowList" && !strings.HasPrefix(v.Rule, engine.RuleScanning) {
 					msg += fmt.Sprintf(" (allowed: %s)", strings.Join(allowList, ", "))
 				}
 				out.denials = append(out.denials, msg)
 			case config.ModeWarn:
-				resp.Warnings = appendWarning(resp.Warnings, "%s: image %s: %s (warn mode: admitted)", im.what, abbreviate(im.image), v.Message)
+				resp.Warnings = appendWarning(resp.Warnings, "%s: %s%s (warn mode: admitted)", im.what, abbreviate(image), v.Message)
 			default:
 				s.log.Info("policy violation (audit mode: admitted)", "namespace", out.namespace, "pod", out.pod, "image", im.image, "rule", v.Rule, "violation", v.Message)
 			}
@@ -306,6 +315,36 @@ func (s *Server) validate(ctx context.Context, req *podRequest, out *outcome) (*
 		}
 	}
 	return resp, nil
+}
+
+// scan applies the vulnerability gate to each image not denied already,
+// all at once, so that the scans a Pod waits for share the admission's
+// budget (ctx).
+func (s *Server) scan(ctx context.Context, a *admission, decisions []engine.Decision) {
+	if s.opts.Scans == nil || !a.engine.ScansEnabled() {
+		return
+	}
+	if s.pulls != nil {
+		// The scanner reads private images with the Pod's pull secrets.
+		a.pull = s.pulls.Keychain(a.ctx.Namespace, &a.pod.Spec)
+	}
+	var wg sync.WaitGroup
+	for i, im := range a.images {
+		wg.Go(func() {
+			a.engine.Scan(ctx, &decisions[i], a.subject(im), s.opts.Scans)
+		})
+	}
+	wg.Wait()
+	policy := string(a.engine.Config().Security.Scanning.PendingPolicy())
+	for _, d := range decisions {
+		if d.Scan == nil {
+			continue
+		}
+		s.metrics.scanVerdicts.WithLabelValues(string(d.Scan.Result)).Inc()
+		if d.Scan.Result == scan.ResultPending || d.Scan.Result == scan.ResultError {
+			s.metrics.scanPending.WithLabelValues(policy).Inc()
+		}
+	}
 }
 
 // abbreviate shortens a sha256 digest in a reference to 12 hex digits,

@@ -27,6 +27,8 @@ type Metrics struct {
 	copies            *prometheus.CounterVec
 	copyBytes         prometheus.Counter
 	copyDuration      prometheus.Histogram
+	scanVerdicts      *prometheus.CounterVec
+	scanPending       *prometheus.CounterVec
 }
 
 // Admission results, the "result" label of the duration histogram.
@@ -101,6 +103,14 @@ func NewMetrics() *Metrics {
 			Name: "image_swapper_dry_run_decisions_total",
 			Help: "With dryRun: true in the configuration, what did not happen: images /mutate would have swapped (would=swap) and enforce violations /validate would have denied (would=deny).",
 		}, []string{"endpoint", "would"}),
+		scanVerdicts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "image_swapper_scan_verdicts_total",
+			Help: "Vulnerability verdicts on images at /validate, by result (pass, fail, pending, error).",
+		}, []string{"result"}),
+		scanPending: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "image_swapper_scan_pending_admissions_total",
+			Help: "Images admitted or denied at /validate without a vulnerability verdict yet, by security.scanning.pending (deny, warn, allow).",
+		}, []string{"policy"}),
 		admissionsSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "image_swapper_admissions_skipped_total",
 			Help: "Admission requests answered without a decision, by reason (kind, operation, subresource).",
@@ -113,6 +123,7 @@ func NewMetrics() *Metrics {
 		m.configReloads, m.configReloadOK, m.certReloads, m.certNotAfter,
 		m.copies, m.copyBytes, m.copyDuration,
 		m.namespaceMisses, m.admissionsSkipped, m.dryRun,
+		m.scanVerdicts, m.scanPending,
 	)
 	return m
 }

@@ -30,6 +30,10 @@ type configWatcher struct {
 	// without a mirror; a new configuration that differs from it in
 	// startOnlyKeys is refused.
 	bound *config.Config
+	// onReload, when set, is told of a new configuration before it is
+	// put in force; an error rejects it (the vulnerability scanner's
+	// reload).
+	onReload func(*config.Config) error
 
 	current atomic.Pointer[engine.Engine]
 	// sum is the hash of the content last read, good or bad; lastErr the
@@ -122,6 +126,11 @@ func (w *configWatcher) check() {
 	e, err := w.compile(data)
 	if err == nil {
 		err = w.checkBound(e.Config())
+	}
+	if err == nil && w.onReload != nil {
+		if err = w.onReload(e.Config()); err != nil {
+			err = fmt.Errorf("%s: %w", w.path, err)
+		}
 	}
 	if err != nil {
 		w.metrics.configReloads.WithLabelValues("failure").Inc()

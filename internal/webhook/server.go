@@ -37,6 +37,15 @@ const (
 	DefaultShutdownTimeout = 20 * time.Second
 )
 
+// ScanGate is the vulnerability scanner the server asks (vulngate.Gate is
+// one).
+type ScanGate interface {
+	engine.Scans
+	// Reload applies a reloaded security.scanning; an error (a key that
+	// applies only at start, changed) rejects the configuration.
+	Reload(config.Scanning) error
+}
+
 // Options configure a Server. ConfigPath is required.
 type Options struct {
 	// ConfigPath is the configuration file, reloaded when its content
@@ -71,6 +80,10 @@ type Options struct {
 	// Ledger, when set, records every image decision (the record store's
 	// writer); it never delays or fails an admission.
 	Ledger Ledger
+	// Scans, when set, is the vulnerability scanner that /validate asks
+	// for the findings of each image while security.scanning is enabled;
+	// it is told of each configuration reload.
+	Scans ScanGate
 	// Logger receives one line per admission and the server's events.
 	Logger *slog.Logger
 	// Metrics are served on /metrics; NewMetrics if nil.
@@ -127,6 +140,9 @@ func New(opts Options) (*Server, error) {
 	cw, err := newConfigWatcher(opts.ConfigPath, opts.ReloadInterval, opts.Logger, opts.Metrics, opts.Mirror != nil, opts.MirrorConfig, engine.WithOwnNamespace(opts.Namespace))
 	if err != nil {
 		return nil, err
+	}
+	if opts.Scans != nil {
+		cw.onReload = func(c *config.Config) error { return opts.Scans.Reload(c.Security.Scanning) }
 	}
 	s := &Server{
 		opts:       opts,

@@ -57,6 +57,7 @@ func TestAdmission(t *testing.T) {
 	t.Run("pull secrets", s.testPullSecrets)
 	t.Run("fallback", s.testFallback)
 	t.Run("gate", s.testGate)
+	t.Run("vulnerability gate", s.testVulnerabilityGate)
 	t.Run("certificate rotation", s.testCertRotation)
 }
 

@@ -65,6 +65,8 @@ type swapperOptions struct {
 	// budget is --admission-budget; the webhooks' timeoutSeconds is one
 	// second more.
 	budget time.Duration
+	// env is added to the process's environment ("KEY=value").
+	env []string
 }
 
 // startSwapper starts image-swapper serve on 127.0.0.1 with a serving
@@ -152,7 +154,7 @@ func (sw *swapper) start(t *testing.T, s *suite, opts swapperOptions) error {
 		return err
 	}
 	// Each server keeps its ledger (SQLite) beside its configuration.
-	proc, err := testenv.StartProcessWithEnv("image-swapper serve "+sw.id, s.binary, []string{sw.stateEnv()}, "serve",
+	proc, err := testenv.StartProcessWithEnv("image-swapper serve "+sw.id, s.binary, append([]string{sw.stateEnv()}, opts.env...), "serve",
 		"--config", sw.configPath,
 		"--listen", addr,
 		"--tls-cert", sw.certs.CertFile(),

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/image-swapper/image-swapper/internal/config"
+	"github.com/image-swapper/image-swapper/internal/glob"
+	"github.com/image-swapper/image-swapper/internal/report"
+	"github.com/image-swapper/image-swapper/internal/store"
+)
+
+func newReportCommand() *cobra.Command {
+	var configPath, since, namespace, format, outPath string
+	cmd := &cobra.Command{
+		Use:   "report --config FILE [--since 30d] [--namespace GLOB] [-o table|json|csv|html|policyreport] [--output FILE]",
+		Short: "Report the cluster's image security posture from the ledger",
+		Long: `report reads the ledger the configuration's store section names and
+reports, per image, where it ran, whether it is mirrored and scanned, and
+its vulnerability verdict under the configuration's security.scanning
+policy; per namespace, a summary; a trend by day; and the exceptions
+(security.scanning.ignore), with those that expire within 14 days, have
+expired, or match nothing.
+
+The ledger is aggregated in the database and streamed: the report holds
+one summary per image, namespace and day, never the records.
+
+-o json follows the schema in docs/reports.md; -o csv prints one row per
+image and namespace; -o policyreport prints one wgpolicyk8s.io/v1alpha2
+PolicyReport per namespace, as YAML.`,
+		Example: `  image-swapper report --config config.yaml
+  image-swapper report --config config.yaml --since 7d --namespace 'team-*' -o json | jq '.images[] | select(.scan.status == "fail") | .image'
+  image-swapper report --config config.yaml -o policyreport | kubectl apply -f -`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !slices.Contains(report.Formats, format) {
+				return trouble(fmt.Errorf("-o %q: want one of %s", format, strings.Join(report.Formats, ", ")))
+			}
+			if configPath == "" {
+				return trouble(fmt.Errorf("--config is required: the file whose store section names the ledger"))
+			}
+			window, err := parseSince(since)
+			if err != nil {
+				return trouble(err)
+			}
+			if namespace != "" {
+				if _, err := glob.Compile(namespace); err != nil {
+					return trouble(fmt.Errorf("--namespace: %w", err))
+				}
+			}
+			cfg, err := config.Load(configPath)
+			if err != nil {
+				return trouble(err)
+			}
+			ctx := cmd.Context()
+			st, err := store.Open(ctx, cfg.Store)
+			if err != nil {
+				return trouble(err)
+			}
+			defer st.Close()
+			now := time.Now()
+			opts := report.Options{Namespace: namespace, Scanning: cfg.Security.Scanning, Now: now}
+			if window > 0 {
+				opts.Since = now.Add(-window)
+			}
+			r, err := report.Build(ctx, st, opts)
+			if err != nil {
+				return fmt.Errorf("%s: %w", configPath, err)
+			}
+			return writeReport(cmd.OutOrStdout(), outPath, r, format)
+		},
+	}
+	cmd.Flags().StringVarP(&configPath, "config", "c", "", "configuration file (its store section names the ledger)")
+	cmd.Flags().StringVar(&since, "since", "", "only admissions newer than this (30d, 12h, 90m); default all")
+	cmd.Flags().StringVar(&namespace, "namespace", "", "only namespaces matching this wildcard")
+	cmd.Flags().StringVarP(&format, "format", "o", "table", "output format: "+strings.Join(report.Formats, ", "))
+	cmd.Flags().StringVar(&outPath, "output", "", "write the report to this file instead of standard output")
+	return cmd
+}
+
+// parseSince reads a --since window: a Go duration, or a number of days
+// ("30d"). "" is no window.
+func parseSince(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	var d time.Duration
+	var err error
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		var n float64
+		n, err = strconv.ParseFloat(days, 64)
+		d = time.Duration(n * float64(24*time.Hour))
+	} else {
+		d, err = time.ParseDuration(s)
+	}
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("--since %q: want a positive duration such as 30d, 12h or 90m", s)
+	}
+	return d, nil
+}
+
+// writeReport writes to path, replacing it only once the report is
+// whole, or to stdout when path is "".
+func writeReport(stdout io.Writer, path string, r *report.Report, format string) error {
+	if path == "" {
+		return report.Write(stdout, r, format)
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".report-*")
+	if err != nil {
+		return trouble(fmt.Errorf("--output: %w", err))
+	}
+	defer os.Remove(f.Name())
+	if err := report.Write(f, r, format); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Chmod(f.Name(), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
