@@ -34,10 +34,13 @@ The ledger is aggregated in the database and streamed: the report holds
 one summary per image, namespace and day, never the records.
 
 -o json follows the schema in docs/reports.md; -o csv prints one row per
-image and namespace; -o policyreport prints one wgpolicyk8s.io/v1alpha2
-PolicyReport per namespace, as YAML.`,
+image and namespace; -o html writes one self-contained page (inline SVG
+charts, tables that sort and filter, nothing loaded from the network);
+-o policyreport prints one wgpolicyk8s.io/v1alpha2 PolicyReport per
+namespace, as YAML. serve --report-listen serves the HTML page live.`,
 		Example: `  image-swapper report --config config.yaml
   image-swapper report --config config.yaml --since 7d --namespace 'team-*' -o json | jq '.images[] | select(.scan.status == "fail") | .image'
+  image-swapper report --config config.yaml --since 90d -o html --output report.html
   image-swapper report --config config.yaml -o policyreport | kubectl apply -f -`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

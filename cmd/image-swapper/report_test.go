@@ -95,6 +95,11 @@ func TestReportCommand(t *testing.T) {
 		t.Errorf("table (exit %d):\n%s", code, out)
 	}
 
+	out, _, code = report("-o", "html")
+	if code != 0 || !strings.HasPrefix(out, "<!DOCTYPE html>") || !strings.Contains(out, "<code>docker.io/library/nginx:1.27</code>") {
+		t.Errorf("html (exit %d):\n%.300s", code, out)
+	}
+
 	path := filepath.Join(dir, "reports.yaml")
 	if _, stderr, code := report("-o", "policyreport", "--output", path); code != 0 {
 		t.Fatalf("policyreport exit %d: %s", code, stderr)

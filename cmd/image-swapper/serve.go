@@ -43,6 +43,7 @@ type serveFlags struct {
 	shutdownDelay   time.Duration
 	shutdownTimeout time.Duration
 	selfSigned      selfSignedFlags
+	report          reportServerFlags
 }
 
 // selfSignedFlags are the flags of --self-signed.
@@ -103,6 +104,7 @@ before they expire (RBAC: docs/operations.md).`,
 	fl.StringVar(&f.selfSigned.webhookConfig, "webhook-config", selfsigned.DefaultWebhookConfig, "with --self-signed: the Mutating- and ValidatingWebhookConfiguration whose caBundle is kept current")
 	fl.StringSliceVar(&f.selfSigned.dns, "self-signed-dns", nil, "with --self-signed: another DNS name or IP address for the certificate (repeatable)")
 	// --- end self-signed ---
+	f.report.register(fl)
 	_ = cmd.MarkFlagRequired("config")
 	return cmd
 }
@@ -190,6 +192,12 @@ func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
 		return trouble(fmt.Errorf("%s: %w", f.configPath, err))
 	}
 	defer scans.Close()
+	// The compliance report page (reportserver.go), off without --report-listen.
+	reports, err := f.report.start(ctx, f.listen, f.configPath, cfg, ledger.st, log)
+	if err != nil {
+		return trouble(err)
+	}
+	defer reports.stop()
 	srv, err := webhook.New(webhook.Options{
 		Mirror:          m.engineMirror(),
 		MirrorConfig:    cfg,

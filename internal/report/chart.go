@@ -156,9 +156,9 @@ type svgMark struct {
 }
 
 type svgSeg struct {
-	X, Y, W, H            float64
-	Fill, Series, Value   string
-	Title                 string
+	X, Y, W, H          float64
+	Fill, Series, Value string
+	Title               string
 }
 
 // num formats a coordinate.

@@ -147,11 +147,17 @@ func Errored(err error) Verdict { return Verdict{Result: ResultError, Err: err} 
 // admission) at now. Ignore entries that expired before now no longer
 // apply. The result is pass or fail; skipped images always pass.
 func (p *Policy) Verdict(findings []Finding, image reference.Reference, namespace string, now time.Time) Verdict {
-	v := Verdict{Result: ResultPass, Counts: CountFindings(findings)}
-	if p.Skip(image) {
-		return v
-	}
 	spellings := reference.Spellings(image)
+	if matchesImage(p.skip, spellings) {
+		return Verdict{Result: ResultPass, Counts: CountFindings(findings)}
+	}
+	return p.verdict(findings, image, spellings, namespace, now)
+}
+
+// verdict is Verdict of an image that is not skipped, whose spellings
+// are known.
+func (p *Policy) verdict(findings []Finding, image reference.Reference, spellings []string, namespace string, now time.Time) Verdict {
+	v := Verdict{Result: ResultPass, Counts: CountFindings(findings)}
 	for i := range findings {
 		f := &findings[i]
 		if by, expires, ok := p.ignored(f, image, spellings, namespace, now); ok {
@@ -359,8 +365,17 @@ type ImageScan struct {
 // failed) keeps an otherwise passing image pending (or errored).
 func (p *Policy) Judge(s ImageScan, namespace string, now time.Time) Verdict {
 	vs := make([]Verdict, 0, len(s.Scanned)+2)
-	for _, ps := range s.Scanned {
-		vs = append(vs, p.Verdict(ps.Findings, s.Ref, namespace, now))
+	if len(s.Scanned) > 0 {
+		// The spellings of the image are the same for every platform.
+		spellings := reference.Spellings(s.Ref)
+		skipped := matchesImage(p.skip, spellings)
+		for _, ps := range s.Scanned {
+			if skipped {
+				vs = append(vs, Verdict{Result: ResultPass, Counts: CountFindings(ps.Findings)})
+				continue
+			}
+			vs = append(vs, p.verdict(ps.Findings, s.Ref, spellings, namespace, now))
+		}
 	}
 	if len(s.Pending) > 0 {
 		vs = append(vs, Pending())

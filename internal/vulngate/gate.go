@@ -8,6 +8,7 @@
 package vulngate
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -58,6 +59,9 @@ type Options struct {
 	// Scan runs one scan; nil runs the configured scanner command
 	// (scan.Runner) with the credentials Registry gives.
 	Scan scan.ScanFunc
+	// TagTTL is how long a tag's digest is believed (DefaultTagTTL when
+	// 0).
+	TagTTL time.Duration
 	// Retries is how often a failed scan is retried (scan.QueueOptions:
 	// 0 for the default, -1 for none).
 	Retries int
@@ -73,9 +77,15 @@ const (
 	maxTags  = 8192
 )
 
-// tagTTL is how long a tag's resolved digest is believed, as the mirror's
-// presence cache believes a present image: a moved tag is seen this late.
-const tagTTL = 30 * time.Second
+// DefaultTagTTL is how long a tag's resolved digest is believed, as the
+// mirror's presence cache believes a present image: a moved tag is seen
+// this late. For another TTL after that, the old digest still answers
+// while one background request resolves the tag again, so that admissions
+// do not all wait on the registry when an entry expires.
+const DefaultTagTTL = 30 * time.Second
+
+// refreshTimeout bounds a background tag refresh.
+const refreshTimeout = 10 * time.Second
 
 // failureBackoff is how long a failed scan is reported as failed before
 // an admission queues the digest again, so a broken scanner is not run
@@ -95,6 +105,7 @@ type Gate struct {
 	current atomic.Pointer[settings]
 	// concurrency is the number of scan workers, fixed at start.
 	concurrency int
+	tagTTL      time.Duration
 
 	mu       sync.Mutex
 	known    map[string]*known    // by manifest digest
@@ -117,8 +128,9 @@ type known struct {
 }
 
 type tagEntry struct {
-	digest  string
-	expires time.Time
+	digest     string
+	expires    time.Time
+	refreshing bool
 }
 
 type indexInfo struct {
@@ -153,6 +165,7 @@ func New(opts Options) (*Gate, error) {
 		g.log = slog.New(slog.DiscardHandler)
 	}
 	g.concurrency = opts.Scanning.ScanConcurrency()
+	g.tagTTL = cmp.Or(opts.TagTTL, DefaultTagTTL)
 	if err := g.Reload(opts.Scanning); err != nil {
 		return nil, err
 	}
@@ -254,7 +267,7 @@ func (g *Gate) Lookup(ctx context.Context, image reference.Reference, pull authn
 }
 
 // resolve gives image its digest: as written, or the tag's, cached for
-// tagTTL.
+// the tag TTL (see DefaultTagTTL).
 func (g *Gate) resolve(ctx context.Context, image reference.Reference, pull authn.Keychain) (reference.Reference, error) {
 	if image.Digest != "" {
 		return image, nil
@@ -263,23 +276,52 @@ func (g *Gate) resolve(ctx context.Context, image reference.Reference, pull auth
 	now := time.Now()
 	g.mu.Lock()
 	e, ok := g.tags[key]
+	stale := ok && !now.Before(e.expires)
+	usable := ok && now.Before(e.expires.Add(g.tagTTL))
+	refresh := stale && usable && !e.refreshing
+	if refresh {
+		e.refreshing = true
+		g.tags[key] = e
+	}
 	g.mu.Unlock()
-	if ok && now.Before(e.expires) {
+	if refresh {
+		tag := image // image is given its digest below
+		go func() {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
+			defer cancel()
+			if _, err := g.resolveTag(rctx, tag, key, pull); err != nil {
+				g.log.Warn("resolving a tag again failed; its last digest stays in use for now", "image", key, "error", err)
+				g.mu.Lock()
+				if cur, ok := g.tags[key]; ok {
+					cur.refreshing = false
+					g.tags[key] = cur
+				}
+				g.mu.Unlock()
+			}
+		}()
+	}
+	if usable {
 		image.Digest = e.digest
 		return image, nil
 	}
+	digest, err := g.resolveTag(ctx, image, key, pull)
+	image.Digest = digest
+	return image, err
+}
+
+// resolveTag asks the registry for the tag's digest and caches it.
+func (g *Gate) resolveTag(ctx context.Context, image reference.Reference, key string, pull authn.Keychain) (string, error) {
 	d, err := g.reg.ResolveWithKeychain(ctx, image, pull)
 	if err != nil {
-		return image, err
+		return "", err
 	}
 	g.mu.Lock()
 	if len(g.tags) >= maxTags {
 		clear(g.tags)
 	}
-	g.tags[key] = tagEntry{digest: d.Digest, expires: now.Add(tagTTL)}
+	g.tags[key] = tagEntry{digest: d.Digest, expires: time.Now().Add(g.tagTTL)}
 	g.mu.Unlock()
-	image.Digest = d.Digest
-	return image, nil
+	return d.Digest, nil
 }
 
 // manifests are the platform manifests ref (with a digest) is scanned by;

@@ -502,3 +502,30 @@ func TestEnginePendingPolicies(t *testing.T) {
 		})
 	}
 }
+
+func TestAMovedTagIsSeenAfterItsTTLWithoutWaitingOnTheRegistry(t *testing.T) {
+	f := newFixture(t)
+	st, err := store.Open(context.Background(), &config.Store{Path: f.storePath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	const ttl = 100 * time.Millisecond
+	g, err := vulngate.New(vulngate.Options{Scanning: f.scanning, Registry: f.client, TagTTL: ttl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if got := g.Lookup(context.Background(), f.image, nil); got.Ref.Digest != f.index {
+		t.Fatalf("first Lookup resolved %s, want %s", got.Ref.Digest, f.index)
+	}
+	moved := f.reg.PushIndex(t, "team/app:1.0", 1, "linux/amd64")
+	time.Sleep(ttl + 20*time.Millisecond)
+	// Expired: the old digest answers at once while the tag is resolved
+	// again in the background...
+	if got := g.Lookup(context.Background(), f.image, nil); got.Ref.Digest != f.index {
+		t.Fatalf("Lookup just after the TTL resolved %s, want the old %s", got.Ref.Digest, f.index)
+	}
+	// ...and the new digest is judged from then on.
+	waitFor(t, func() bool { return g.Lookup(context.Background(), f.image, nil).Ref.Digest == moved }, "the moved tag's digest")
+}
