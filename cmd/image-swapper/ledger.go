@@ -8,6 +8,8 @@ import (
 
 	"github.com/image-swapper/image-swapper/internal/config"
 	"github.com/image-swapper/image-swapper/internal/mirror"
+	"github.com/image-swapper/image-swapper/internal/reference"
+	"github.com/image-swapper/image-swapper/internal/registry"
 	"github.com/image-swapper/image-swapper/internal/store"
 )
 
@@ -44,19 +46,23 @@ func (l *copyLedger) onCopy() func(mirror.Event) {
 	if l == nil {
 		return nil
 	}
-	return func(ev mirror.Event) {
-		r := store.CopyRecord{Time: time.Now(), Source: ev.Source.String(), Target: ev.Target.String(), Platforms: l.platforms,
-			Digest: ev.Result.Digest, Bytes: ev.Result.Bytes, Duration: ev.Result.Duration}
-		switch {
-		case ev.Err != nil:
-			r.Result, r.Error = "failed", ev.Err.Error()
-		case ev.Result.Copied:
-			r.Result = "copied"
-		default:
-			r.Result = "present"
-		}
-		l.w.RecordCopy(r)
+	return func(ev mirror.Event) { l.recordCopy(ev.Source, ev.Target, ev.Result, ev.Err) }
+}
+
+// recordCopy records one finished copy: copied, present (nothing to
+// write) or failed.
+func (l *copyLedger) recordCopy(src, dst reference.Reference, res registry.CopyResult, err error) {
+	r := store.CopyRecord{Time: time.Now(), Source: src.String(), Target: dst.String(), Platforms: l.platforms,
+		Digest: res.Digest, Bytes: res.Bytes, Duration: res.Duration}
+	switch {
+	case err != nil:
+		r.Result, r.Error = "failed", err.Error()
+	case res.Copied:
+		r.Result = "copied"
+	default:
+		r.Result = "present"
 	}
+	l.w.RecordCopy(r)
 }
 
 // close writes what is queued (for at most 10s) and closes the store.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 
+	"github.com/image-swapper/image-swapper/internal/claim"
 	"github.com/image-swapper/image-swapper/internal/config"
 	"github.com/image-swapper/image-swapper/internal/mirror"
 	"github.com/image-swapper/image-swapper/internal/reference"
@@ -30,6 +30,12 @@ type mirroring struct {
 // built after it, hence the indirection.
 // onCopy, when set, hears of every finished copy (for metrics).
 func newMirroring(cfg *config.Config, logger *slog.Logger, onCopy func(mirror.Event), opts ...registry.Option) (*mirroring, error) {
+	return newSharedMirroring(cfg, logger, nil, onCopy, opts...)
+}
+
+// newSharedMirroring is newMirroring whose copies are shared with the
+// other replicas through claims (nil: not shared).
+func newSharedMirroring(cfg *config.Config, logger *slog.Logger, claims *claim.Claimer, onCopy func(mirror.Event), opts ...registry.Option) (*mirroring, error) {
 	var svc atomic.Pointer[mirror.Service]
 	opts = append(opts, registry.WithRateLimitHook(func(rl registry.RateLimit) {
 		if s := svc.Load(); s != nil {
@@ -40,13 +46,9 @@ func newMirroring(cfg *config.Config, logger *slog.Logger, onCopy func(mirror.Ev
 	if err != nil {
 		return nil, err
 	}
-	copyOpts := registry.CopyOptions{Overwrite: cfg.Mirroring.Overwrite, CopySignatures: cfg.Mirroring.CopySignatures}
-	for _, p := range cfg.Mirroring.Platforms {
-		pl, err := registry.ParsePlatform(p)
-		if err != nil {
-			return nil, fmt.Errorf("mirroring.platforms: %w", err)
-		}
-		copyOpts.Platforms = append(copyOpts.Platforms, pl)
+	copyOpts, err := registry.MirrorCopyOptions(cfg.Mirroring)
+	if err != nil {
+		return nil, err
 	}
 	m := &mirroring{client: client}
 	positive, negative := cfg.PresenceTTLs()
@@ -57,6 +59,7 @@ func newMirroring(cfg *config.Config, logger *slog.Logger, onCopy func(mirror.Ev
 		Copy:        copyOpts,
 		Logger:      logger,
 		OnCopy:      onCopy,
+		Claims:      claims,
 	})
 	svc.Store(m.service)
 	return m, nil

@@ -325,11 +325,7 @@ func printScanTable(w io.Writer, results []scanOutcome) {
 	fmt.Fprintln(tw, "IMAGE\tDIGEST\tVERDICT\tCRITICAL\tHIGH\tMEDIUM\tLOW\tUNKNOWN")
 	for _, r := range results {
 		c := r.verdict.Counts
-		digest := r.ref.Digest
-		if len(digest) > 19 {
-			digest = digest[:19] // sha256: and 12 hex, as docker prints image ids
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\n", r.image, digest, r.verdict.Result, c.Critical, c.High, c.Medium, c.Low, c.Unknown)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\n", r.image, short(r.ref.Digest), r.verdict.Result, c.Critical, c.High, c.Medium, c.Low, c.Unknown)
 	}
 	tw.Flush()
 	for _, r := range results {

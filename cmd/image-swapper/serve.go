@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
+	"github.com/image-swapper/image-swapper/internal/claim"
 	"github.com/image-swapper/image-swapper/internal/config"
 	"github.com/image-swapper/image-swapper/internal/mirror"
 	"github.com/image-swapper/image-swapper/internal/registry"
@@ -36,6 +37,7 @@ type serveFlags struct {
 	tlsKey          string
 	kube            kubeFlags
 	noKubeAPI       bool
+	imagePolicies   bool
 	namespace       string
 	logFormat       string
 	logLevel        string
@@ -44,6 +46,7 @@ type serveFlags struct {
 	shutdownTimeout time.Duration
 	selfSigned      selfSignedFlags
 	report          reportServerFlags
+	policyReports   policyReportFlags
 }
 
 // selfSignedFlags are the flags of --self-signed.
@@ -91,6 +94,7 @@ before they expire (RBAC: docs/operations.md).`,
 	fl.StringVar(&f.tlsKey, "tls-key", "", "private key of the serving certificate, PEM (required)")
 	f.kube.register(fl)
 	fl.BoolVar(&f.noKubeAPI, "no-kube-api", false, "run without the Kubernetes API: namespace selectors see only namespace names (for local testing)")
+	fl.BoolVar(&f.imagePolicies, "image-policies", true, "merge the cluster's ClusterImagePolicies and ImagePolicies with the configuration, once their CRDs are installed, and write their status (docs/policies.md)")
 	fl.StringVar(&f.namespace, "namespace", os.Getenv("POD_NAMESPACE"), "namespace the server runs in, left alone unless the configuration includes it (default $POD_NAMESPACE)")
 	fl.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -105,6 +109,7 @@ before they expire (RBAC: docs/operations.md).`,
 	fl.StringSliceVar(&f.selfSigned.dns, "self-signed-dns", nil, "with --self-signed: another DNS name or IP address for the certificate (repeatable)")
 	// --- end self-signed ---
 	f.report.register(fl)
+	f.policyReports.register(fl)
 	_ = cmd.MarkFlagRequired("config")
 	return cmd
 }
@@ -129,6 +134,7 @@ func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
 	}
 	var (
 		namespaces  webhook.NamespaceSource
+		policies    webhook.PolicySource
 		pullSecrets *webhook.PullSecrets
 		regOpts     []registry.Option
 	)
@@ -141,6 +147,13 @@ func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
 		// client-go logs through klog; send it to the same place.
 		klog.SetSlogLogger(log)
 		namespaces = webhook.NewNamespaceInformer(client, log, metrics)
+		if f.imagePolicies {
+			w, err := newPolicyWatcher(f.kube.access(), client, log)
+			if err != nil {
+				return trouble(err)
+			}
+			policies = w
+		}
 		// Copies pull their sources with the Pod's imagePullSecrets.
 		pullSecrets = webhook.NewPullSecrets(client, log, 0)
 		// registries[host].credentials.secret names a Secret to read.
@@ -172,7 +185,15 @@ func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
 	}
 	defer ledger.close()
 	recordCopy := ledger.onCopy()
-	m, err := newMirroring(cfg, log, func(ev mirror.Event) {
+	// Replicas on one PostgreSQL share copies and scans: each is made by
+	// one replica, whose claim in the store the others wait on
+	// (docs/operations.md). SQLite is one replica's.
+	var claims *claim.Claimer
+	if cfg.Store.EffectiveDriver() == string(store.Postgres) {
+		claims = claim.New(ledger.st, claim.Options{Logger: log, Registerer: metrics.Registry()})
+		log.Info("sharing copies and scans with the other replicas on the store", "holder", claims.Holder())
+	}
+	m, err := newSharedMirroring(cfg, log, claims, func(ev mirror.Event) {
 		metrics.CopyFinished(ev.Result.Copied, ev.Result.Bytes, ev.Result.Duration, ev.Err)
 		recordCopy(ev)
 	}, regOpts...)
@@ -186,7 +207,7 @@ func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
 	// back after a restart, through the ledger.
 	scans, err := vulngate.New(vulngate.Options{
 		Scanning: cfg.Security.Scanning, Registry: m.client, Store: ledger.st, Ledger: ledger.w,
-		Logger: log, Registerer: metrics.Registry(),
+		Logger: log, Registerer: metrics.Registry(), Claims: claims,
 	})
 	if err != nil {
 		return trouble(fmt.Errorf("%s: %w", f.configPath, err))
@@ -198,6 +219,15 @@ func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
 		return trouble(err)
 	}
 	defer reports.stop()
+	// PolicyReports in the cluster (policyreports.go), on the leader only.
+	if f.policyReports.enabled && f.noKubeAPI {
+		return trouble(errors.New("--policy-reports writes to the Kubernetes API: drop --no-kube-api"))
+	}
+	policyReports, err := f.policyReports.start(ctx, f.kube.access(), f.namespace, f.configPath, cfg, ledger.st, log)
+	if err != nil {
+		return trouble(err)
+	}
+	defer policyReports.stop()
 	srv, err := webhook.New(webhook.Options{
 		Mirror:          m.engineMirror(),
 		MirrorConfig:    cfg,
@@ -205,6 +235,7 @@ func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
 		Namespace:       f.namespace,
 		Certificates:    certs,
 		Namespaces:      namespaces,
+		Policies:        policies,
 		PullSecrets:     pullSecrets,
 		Ledger:          ledger.w,
 		Scans:           scans,

@@ -126,6 +126,8 @@ type Mirroring struct {
 	// PresenceCache says how long the target registry's answers to "do you
 	// have this image?" are believed before it is asked again.
 	PresenceCache PresenceCache `json:"presenceCache,omitempty"`
+	// Sync keeps mirrored tags up to date with their sources.
+	Sync Sync `json:"sync,omitempty"`
 }
 
 // PresenceCache bounds how long the mirror's existence answers are cached:

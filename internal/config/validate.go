@@ -76,6 +76,7 @@ func (c *Config) validate() problems {
 	}
 	c.validateRegistries(&p)
 	c.validateStore(&p)
+	c.validateSync(&p)
 	return p
 }
 

@@ -90,6 +90,10 @@ type Engine struct {
 	ownNamespace string
 	// vulns is security.scanning's policy; nil when scanning is off.
 	vulns *scan.Policy
+	// sources are list entries from policy objects (WithPolicySources).
+	sources []policy.Source
+	// opts are the options New was given.
+	opts []Option
 }
 
 // Option configures an Engine.
@@ -101,9 +105,16 @@ func WithOwnNamespace(ns string) Option {
 	return func(e *Engine) { e.ownNamespace = ns }
 }
 
+// WithPolicySources adds the allow and deny list entries of policy objects
+// (ClusterImagePolicies, a namespace's ImagePolicies) to the
+// configuration's, named by their source in verdicts; see policy.Source.
+func WithPolicySources(srcs ...policy.Source) Option {
+	return func(e *Engine) { e.sources = append(e.sources, srcs...) }
+}
+
 // New compiles a validated configuration. Errors carry the key path.
 func New(cfg *config.Config, opts ...Option) (*Engine, error) {
-	e := &Engine{cfg: cfg}
+	e := &Engine{cfg: cfg, opts: slices.Clip(opts)}
 	for _, o := range opts {
 		o(e)
 	}
@@ -112,7 +123,7 @@ func New(cfg *config.Config, opts ...Option) (*Engine, error) {
 	if e.rules, err = rules.Compile(cfg); err != nil {
 		errs = append(errs, err)
 	}
-	if e.lists, err = policy.New(cfg.Policies); err != nil {
+	if e.lists, err = policy.New(cfg.Policies, e.sources...); err != nil {
 		errs = append(errs, err)
 	}
 	e.include = compilePatterns("namespaces.include", cfg.Namespaces.Include, &errs)
@@ -147,6 +158,14 @@ func compilePatterns(key string, raw []string, errs *[]error) []glob.Pattern {
 
 // Config returns the configuration the engine was built from.
 func (e *Engine) Config() *config.Config { return e.cfg }
+
+// Options returns the options the engine was compiled with, to compile a
+// related configuration (a namespace's policy) the same way.
+func (e *Engine) Options() []Option { return slices.Clip(e.opts) }
+
+// AllowList is every allowList entry in force: the configuration's and
+// those of policy sources that extend it.
+func (e *Engine) AllowList() []string { return e.lists.AllowList() }
 
 // Decide decides on one image, as if every swap target were mirrored.
 func (e *Engine) Decide(s Subject) Decision { return e.decide(s, true) }

@@ -155,7 +155,7 @@ func (s *Service) start(src, dst reference.Reference, wait bool, r request) (*co
 func (s *Service) run(c *copyCall) {
 	defer s.wg.Done()
 	src, dst := c.key.src, c.key.dst
-	res, attempts, err := s.copyWithPulls(c)
+	res, attempts, err := s.copyClaimed(c)
 	if err == nil {
 		// Cache before leaving inflight, so that a caller arriving in
 		// between finds either the call or the cache entry.

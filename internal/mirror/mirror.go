@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/image-swapper/image-swapper/internal/claim"
 	"github.com/image-swapper/image-swapper/internal/reference"
 	"github.com/image-swapper/image-swapper/internal/registry"
 )
@@ -69,6 +70,11 @@ type Options struct {
 	// OnCopy, when set, is called once per finished copy (success or final
 	// failure), from the copy's goroutine, after its waiters were released.
 	OnCopy func(Event)
+	// Claims, when set, shares copies with the other replicas of the
+	// claims' store: a target is copied by one replica at a time, the
+	// others waiting for its copy to land (see claim.Claimer.Do). Nil
+	// copies without asking anyone, as one replica does.
+	Claims *claim.Claimer
 }
 
 // Event describes one finished copy, for metrics and the ledger.

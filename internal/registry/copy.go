@@ -86,29 +86,9 @@ func (cp *copier) run(ctx context.Context) (CopyResult, error) {
 	}
 
 	// What the target should end up with.
-	var (
-		want     string
-		manifest remote.Taggable
-		subjects []string
-	)
-	if len(cp.opts.Platforms) == 0 {
-		want = cp.src.Digest
-		if want == "" {
-			d, err := cp.c.head(ctx, cp.src, pull)
-			if err != nil {
-				return CopyResult{}, fmt.Errorf("resolving source: %w", err)
-			}
-			want = d.Digest
-		}
-	} else {
-		desc, err := cp.get(ctx, target(cp.srcRepo, cp.src))
-		if err != nil {
-			return CopyResult{}, fmt.Errorf("pulling manifest: %w", err)
-		}
-		manifest, want, subjects, err = filtered(desc, cp.opts.Platforms)
-		if err != nil {
-			return CopyResult{}, fmt.Errorf("filtering platforms of %s: %w", cp.src, err)
-		}
+	want, manifest, subjects, err := cp.wanted(ctx)
+	if err != nil {
+		return CopyResult{}, err
 	}
 	if cp.dst.Digest != "" && cp.dst.Digest != want {
 		return CopyResult{}, fmt.Errorf("the target names digest %s, but the copy would write %s", cp.dst.Digest, want)
@@ -164,6 +144,49 @@ func (cp *copier) run(ctx context.Context) (CopyResult, error) {
 		}
 	}
 	return res, nil
+}
+
+// wanted is what the target should end up with: the digest a copy of
+// the source writes (the source's, or with CopyOptions.Platforms that of
+// the filtered index), the manifest to push when already read (nil
+// otherwise), and the manifests whose signatures apply.
+func (cp *copier) wanted(ctx context.Context) (want string, manifest remote.Taggable, subjects []string, err error) {
+	if len(cp.opts.Platforms) == 0 {
+		want = cp.src.Digest
+		if want == "" {
+			d, err := cp.c.head(ctx, cp.src, pull)
+			if err != nil {
+				return "", nil, nil, fmt.Errorf("resolving source: %w", err)
+			}
+			want = d.Digest
+		}
+	} else {
+		desc, err := cp.get(ctx, target(cp.srcRepo, cp.src))
+		if err != nil {
+			return "", nil, nil, fmt.Errorf("pulling manifest: %w", err)
+		}
+		manifest, want, subjects, err = filtered(desc, cp.opts.Platforms)
+		if err != nil {
+			return "", nil, nil, fmt.Errorf("filtering platforms of %s: %w", cp.src, err)
+		}
+	}
+	return want, manifest, subjects, nil
+}
+
+// CopyDigest is the digest a copy of src with opts writes to the target,
+// without copying: the source's digest, or with opts.Platforms that of the
+// filtered index (what the sync loop compares the mirror with).
+func (c *Client) CopyDigest(ctx context.Context, src reference.Reference, opts CopyOptions) (string, error) {
+	cp := &copier{c: c, src: src, opts: opts}
+	var err error
+	if cp.srcRepo, err = c.repository(src); err != nil {
+		return "", err
+	}
+	want, _, _, err := cp.wanted(withPullKeychain(ctx, opts.PullKeychain))
+	if err != nil {
+		return "", fmt.Errorf("resolving %s: %w", src, err)
+	}
+	return want, nil
 }
 
 // filtered builds what a platform-filtered copy writes, its digest, and

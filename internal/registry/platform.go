@@ -8,6 +8,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/image-swapper/image-swapper/internal/config"
 )
 
 // ParsePlatform parses "os/architecture[/variant]", as written in
@@ -27,6 +29,19 @@ func ParsePlatform(s string) (Platform, error) {
 		p.Variant = parts[2]
 	}
 	return p, nil
+}
+
+// ParsePlatforms parses a list of platforms; errors name key[i].
+func ParsePlatforms(key string, list []string) ([]Platform, error) {
+	out := make([]Platform, 0, len(list))
+	for i, s := range list {
+		p, err := ParsePlatform(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s[%d]: %w", key, i, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 // String writes the platform as ParsePlatform reads it.
@@ -196,3 +211,16 @@ func (f *filteredIndex) Image(h v1.Hash) (v1.Image, error) { return f.src.Image(
 func (f *filteredIndex) ImageIndex(h v1.Hash) (v1.ImageIndex, error) { return f.src.ImageIndex(h) }
 
 var _ v1.ImageIndex = (*filteredIndex)(nil)
+
+// MirrorCopyOptions are the copy options mirroring configures: its
+// platforms, copySignatures and overwrite.
+func MirrorCopyOptions(m config.Mirroring) (CopyOptions, error) {
+	platforms, err := ParsePlatforms("mirroring.platforms", m.Platforms)
+	if err != nil {
+		return CopyOptions{}, err
+	}
+	if len(platforms) == 0 {
+		platforms = nil
+	}
+	return CopyOptions{Platforms: platforms, Overwrite: m.Overwrite, CopySignatures: m.CopySignatures}, nil
+}

@@ -51,6 +51,7 @@ func Build(ctx context.Context, st store.Store, opts Options) (*Report, error) {
 		return nil, fmt.Errorf("reading admissions: %w", err)
 	}
 	b.fold()
+	b.indexTargets()
 	if err := st.CopySummaries(ctx, time.Time{}, b.addCopy); err != nil {
 		return nil, fmt.Errorf("reading copies: %w", err)
 	}
@@ -80,18 +81,53 @@ func Build(ctx context.Context, st store.Store, opts Options) (*Report, error) {
 
 // tally counts admission requests. Both webhooks record each Pod, so an
 // image's admissions are the larger of its two endpoints' counts, not
-// their sum.
+// their sum; so are its denials: /mutate records the list and rule
+// denials that /validate then enforces (and records again), and only
+// /validate records the vulnerability gate's.
 type tally struct {
-	mutate, validate, denials, dryRunDenials int64
+	mutate, validate int64
+	// denials and dry-run denials, per endpoint
+	mutateDenials, validateDenials int64
+	mutateDryRun, validateDryRun   int64
 }
 
-func (t tally) admissions() int64 { return max(t.mutate, t.validate) }
+func (t tally) admissions() int64    { return max(t.mutate, t.validate) }
+func (t tally) denials() int64       { return max(t.mutateDenials, t.validateDenials) }
+func (t tally) dryRunDenials() int64 { return max(t.mutateDryRun, t.validateDryRun) }
+
+// validateOnly is the part of t /validate recorded.
+func (t tally) validateOnly() tally {
+	return tally{validate: t.validate, validateDenials: t.validateDenials, validateDryRun: t.validateDryRun}
+}
 
 func (t *tally) add(o tally) {
 	t.mutate += o.mutate
 	t.validate += o.validate
-	t.denials += o.denials
-	t.dryRunDenials += o.dryRunDenials
+	t.mutateDenials += o.mutateDenials
+	t.validateDenials += o.validateDenials
+	t.mutateDryRun += o.mutateDryRun
+	t.validateDryRun += o.validateDryRun
+}
+
+// ruleDenials counts one rule's denials per endpoint, [mutate, validate].
+type ruleDenials map[string]*[2]int64
+
+func (r ruleDenials) add(rule string, endpoint int, n int64) {
+	c := r[rule]
+	if c == nil {
+		c = &[2]int64{}
+		r[rule] = c
+	}
+	c[endpoint] += n
+}
+
+// counts are the denials by rule, the larger endpoint's count of each.
+func (r ruleDenials) counts() map[string]int64 {
+	out := make(map[string]int64, len(r))
+	for rule, c := range r {
+		out[rule] = max(c[0], c[1])
+	}
+	return out
 }
 
 type nsAgg struct {
@@ -156,7 +192,7 @@ type imageAgg struct {
 	ns            map[string]*nsAgg
 	days          map[int64]*tally
 	violations    map[[2]string]*violationAgg
-	denialsByRule map[string]int64
+	denialsByRule ruleDenials
 	// foldedInto names the image this one is the mirror of.
 	foldedInto string
 
@@ -187,13 +223,15 @@ type builder struct {
 	// byDigest and byRef find the images a copy or scan is of.
 	byDigest map[string][]*imageAgg
 	byRef    map[string][]*imageAgg
+	// byTarget finds the images a copy is to.
+	byTarget map[string][]*imageAgg
 }
 
 func (b *builder) image(key string) *imageAgg {
 	im := b.images[key]
 	if im == nil {
 		im = &imageAgg{key: key, targets: map[string]bool{}, digests: map[string]bool{}, ns: map[string]*nsAgg{},
-			days: map[int64]*tally{}, violations: map[[2]string]*violationAgg{}, denialsByRule: map[string]int64{}, cands: map[string]*candidate{}}
+			days: map[int64]*tally{}, violations: map[[2]string]*violationAgg{}, denialsByRule: ruleDenials{}, cands: map[string]*candidate{}}
 		if ref, err := reference.Parse(key); err == nil {
 			im.ref, im.parsed = ref, true
 		}
@@ -214,18 +252,24 @@ func normal(s string) string {
 func (b *builder) addGroup(g *store.AdmissionGroup) error {
 	im := b.image(g.Image)
 	var t tally
-	switch g.Endpoint {
-	case store.EndpointValidate:
+	validate := g.Endpoint == store.EndpointValidate
+	if validate {
 		t.validate = g.Requests
-	default:
+	} else {
 		t.mutate = g.Requests
 	}
 	if g.Action == string(config.ActionDeny) {
-		if g.DryRun {
-			t.dryRunDenials = g.Requests
-		} else {
-			t.denials = g.Requests
-			im.denialsByRule[g.Rule] += g.Requests
+		switch {
+		case g.DryRun && validate:
+			t.validateDryRun = g.Requests
+		case g.DryRun:
+			t.mutateDryRun = g.Requests
+		case validate:
+			t.validateDenials = g.Requests
+			im.denialsByRule.add(g.Rule, 1, g.Requests)
+		default:
+			t.mutateDenials = g.Requests
+			im.denialsByRule.add(g.Rule, 0, g.Requests)
 		}
 	}
 	if g.Action == string(config.ActionSwap) && g.Target != "" && g.Target != g.Image {
@@ -327,7 +371,7 @@ func (b *builder) fold() {
 				sn = newNSAgg()
 				s.ns[name] = sn
 			}
-			sn.add(tally{validate: n.validate, denials: n.denials, dryRunDenials: n.dryRunDenials})
+			sn.add(n.validateOnly())
 			span(&sn.first, &sn.last, n.first, n.last)
 			for w := range n.workloads {
 				sn.workloads[w] = true
@@ -342,13 +386,13 @@ func (b *builder) fold() {
 				sd = &tally{}
 				s.days[day] = sd
 			}
-			sd.add(tally{validate: d.validate, denials: d.denials, dryRunDenials: d.dryRunDenials})
+			sd.add(d.validateOnly())
 		}
 		for _, v := range m.violations {
 			addViolation(s.violations, v.Rule, v.Mode, v.Message, tally{validate: v.t.validate})
 		}
-		for rule, n := range m.denialsByRule {
-			s.denialsByRule[rule] += n
+		for rule, c := range m.denialsByRule {
+			s.denialsByRule.add(rule, 1, c[1])
 		}
 		delete(b.images, key)
 	}
@@ -369,11 +413,28 @@ func refKeys(s string) []string {
 	return keys
 }
 
+// indexTargets indexes the images by the mirror references they were
+// swapped to, for the copies.
+func (b *builder) indexTargets() {
+	b.byTarget = map[string][]*imageAgg{}
+	for _, key := range slices.Sorted(maps.Keys(b.images)) {
+		im := b.images[key]
+		for t := range im.targets {
+			b.byTarget[t] = append(b.byTarget[t], im)
+		}
+	}
+}
+
 func (b *builder) addCopy(c *store.CopySummary) error {
 	c2 := *c
 	src, dst := normal(c.Source), normal(c.Target)
-	for _, im := range b.images {
-		if im.key == src || im.targets[dst] {
+	var srcImage *imageAgg
+	if im := b.images[src]; im != nil {
+		srcImage = im
+		im.copies = append(im.copies, &c2)
+	}
+	for _, im := range b.byTarget[dst] {
+		if im != srcImage {
 			im.copies = append(im.copies, &c2)
 		}
 	}
@@ -568,9 +629,9 @@ func ignoredBy(vs map[string]scan.Verdict) map[string]bool {
 
 // imageOut renders an image and returns its verdict per namespace.
 func (b *builder) imageOut(im *imageAgg) (Image, map[string]scan.Verdict) {
-	img := Image{Image: im.key, Target: im.target, Digests: slices.Sorted(maps.Keys(im.digests)),
+	img := Image{Image: im.key, Target: im.target, Digests: orEmpty(slices.Sorted(maps.Keys(im.digests))),
 		Namespaces: slices.Sorted(maps.Keys(im.ns)), Workloads: []Workload{}, FirstAdmission: im.first, LastAdmission: im.last,
-		DenialsByRule: im.denialsByRule, Violations: sortedViolations(im.violations), Usage: []Usage{}}
+		DenialsByRule: im.denialsByRule.counts(), Violations: sortedViolations(im.violations), Usage: []Usage{}}
 	img.Mirror = mirrorOf(im)
 	digest, cand := im.current()
 	skipped := im.parsed && b.policy.Skip(im.ref)
@@ -580,10 +641,10 @@ func (b *builder) imageOut(im *imageAgg) (Image, map[string]scan.Verdict) {
 		n := im.ns[name]
 		t := n.tally
 		img.Admissions += t.admissions()
-		img.Denials += t.denials
-		img.DryRunDenials += t.dryRunDenials
+		img.Denials += t.denials()
+		img.DryRunDenials += t.dryRunDenials()
 		u := Usage{Namespace: name, Workloads: sortedWorkloads(n.workloads), FirstAdmission: n.first, LastAdmission: n.last,
-			Admissions: t.admissions(), Denials: t.denials, Violations: sortedViolations(n.violations)}
+			Admissions: t.admissions(), Denials: t.denials(), Violations: sortedViolations(n.violations)}
 		img.Workloads = append(img.Workloads, u.Workloads...)
 		switch {
 		case skipped:
@@ -744,7 +805,7 @@ func (b *builder) trend() []Day {
 			s := get(d)
 			t := im.days[d]
 			s.Admissions += t.admissions()
-			s.Denials += t.denials
+			s.Denials += t.denials()
 			s.Images++
 			if len(state) > 0 {
 				s.Scanned++

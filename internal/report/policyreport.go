@@ -56,8 +56,8 @@ type PolicyReportResult struct {
 	Result  string `json:"result"`
 	Scored  bool   `json:"scored"`
 	Message string `json:"message,omitempty"`
-	// Severity is on the PolicyReport scale: critical, high, medium,
-	// low, info.
+	// Severity is on the PolicyReport scale of the v1alpha2 CRD: high,
+	// medium or low.
 	Severity   string                   `json:"severity,omitempty"`
 	Category   string                   `json:"category,omitempty"`
 	Timestamp  metav1.Timestamp         `json:"timestamp"`
@@ -71,19 +71,20 @@ const (
 	AnnotationPart        = "image-swapper.io/part"
 )
 
-// severityScale maps scanner severities to the PolicyReport scale.
+// severityScale maps scanner severities to the PolicyReport scale of the
+// upstream v1alpha2 CRD, whose enum is high, medium and low: CRITICAL and
+// HIGH are high, and anything below LOW has no severity. The scanner's
+// severity is in the result's properties ("worst").
 func severityScale(s string) string {
 	switch s {
-	case "CRITICAL":
-		return "critical"
-	case "HIGH":
+	case "CRITICAL", "HIGH":
 		return "high"
 	case "MEDIUM":
 		return "medium"
 	case "LOW":
 		return "low"
 	}
-	return "info"
+	return ""
 }
 
 // modeSeverity is the severity of a list violation: how hard the rule is
@@ -162,6 +163,8 @@ func imageResults(img Image, u Usage, ts metav1.Timestamp) []PolicyReportResult 
 	switch u.ScanStatus {
 	case ScanFail:
 		res.Result, res.Severity = "fail", severityScale(u.Worst)
+		res.Properties = clone(props)
+		res.Properties["worst"] = u.Worst
 		res.Message = fmt.Sprintf("%s has %d failing vulnerabilities (worst %s)", img.Image, u.Failing, u.Worst)
 	case ScanPass:
 		res.Result, res.Message = "pass", img.Image+" passes the vulnerability gate"

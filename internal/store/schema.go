@@ -54,6 +54,11 @@ var migrations = [][]string{{
 	// did commit finds its key.
 	`CREATE TABLE batches (batch_key {blob} PRIMARY KEY, at BIGINT NOT NULL) {withoutRowid}`,
 	`CREATE INDEX batches_at ON batches (at)`,
+}, {
+	// claims hands a unit of work (a copy, a scan) to one replica at a
+	// time: see claims.go. Times are milliseconds of the database's clock.
+	`CREATE TABLE claims (kind TEXT NOT NULL, claim_key TEXT NOT NULL, holder TEXT NOT NULL, acquired BIGINT NOT NULL, expires BIGINT NOT NULL,
+			PRIMARY KEY (kind, claim_key)) {withoutRowid}`,
 }}
 
 // knownVersion is the newest schema version this binary knows.

@@ -30,6 +30,8 @@ type sqlStore struct {
 	// cache maps lookup values to their ids, per table. Entries are added
 	// only after the transaction that read them committed.
 	cache map[string]map[string]int64
+	// stmts are the prepared multi-row INSERTs, by row count and head.
+	stmts map[string]*sql.Stmt
 }
 
 // maxCached bounds each lookup table's cache; a full cache starts over.
@@ -39,7 +41,7 @@ func newSQLStore(db *sql.DB, d *dialect, where string, redact func(error) error)
 	if redact == nil {
 		redact = func(err error) error { return err }
 	}
-	return &sqlStore{db: db, d: d, where: where, redact: redact, cache: map[string]map[string]int64{}}
+	return &sqlStore{db: db, d: d, where: where, redact: redact, cache: map[string]map[string]int64{}, stmts: map[string]*sql.Stmt{}}
 }
 
 func (s *sqlStore) wrap(doing string, err error) error {
@@ -327,29 +329,73 @@ func (s *sqlStore) intern(ctx context.Context, in *interner, b *Batch) error {
 	return in.resolve(ctx, lkWorkloads)
 }
 
-// insertRows inserts rows of n columns with multi-row INSERTs.
+// insertSizes are the row counts of the multi-row INSERTs: a batch of
+// the Writer's 1,000 records is one statement, and any other count a few.
+var insertSizes = []int{1000, 250, 50, 10, 1}
+
+// insertRows inserts rows of n columns with multi-row INSERTs of the
+// insertSizes (fewer rows where the dialect's parameter bound says so), as
+// many of each as fit. Their statements are prepared once per store and
+// reused: parsing a fresh statement of 1,000 rows for every batch was a
+// third of a write's CPU (docs/performance.md).
 func (s *sqlStore) insertRows(ctx context.Context, tx *sql.Tx, head string, n int, rows [][]any) error {
-	per := min(1000, s.d.maxParams/n)
-	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + ")"
-	for len(rows) > 0 {
-		chunk := rows[:min(per, len(rows))]
-		rows = rows[len(chunk):]
-		var q strings.Builder
-		q.WriteString(head)
-		q.WriteString(" VALUES ")
-		args := make([]any, 0, len(chunk)*n)
-		for i, r := range chunk {
-			if i > 0 {
-				q.WriteString(", ")
-			}
-			q.WriteString(row)
-			args = append(args, r...)
+	for _, size := range insertSizes {
+		size = max(1, min(size, s.d.maxParams/n))
+		if len(rows) < size {
+			continue
 		}
-		if _, err := tx.ExecContext(ctx, s.d.rebind(q.String()), args...); err != nil {
+		stmt, err := s.insertStatement(ctx, head, n, size)
+		if err != nil {
 			return err
+		}
+		txStmt := tx.StmtContext(ctx, stmt)
+		args := make([]any, 0, size*n)
+		for len(rows) >= size {
+			args = args[:0]
+			for _, r := range rows[:size] {
+				args = append(args, r...)
+			}
+			if _, err := txStmt.ExecContext(ctx, args...); err != nil {
+				return err
+			}
+			rows = rows[size:]
 		}
 	}
 	return nil
+}
+
+// insertStatement is the prepared INSERT of rows rows of n columns after
+// head, prepared on first use.
+func (s *sqlStore) insertStatement(ctx context.Context, head string, n, rows int) (*sql.Stmt, error) {
+	key := fmt.Sprintf("%d\x00%s", rows, head)
+	s.mu.Lock()
+	stmt := s.stmts[key]
+	s.mu.Unlock()
+	if stmt != nil {
+		return stmt, nil
+	}
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + ")"
+	var q strings.Builder
+	q.WriteString(head)
+	q.WriteString(" VALUES ")
+	for i := range rows {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString(row)
+	}
+	stmt, err := s.db.PrepareContext(ctx, s.d.rebind(q.String()))
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur := s.stmts[key]; cur != nil {
+		stmt.Close()
+		return cur, nil
+	}
+	s.stmts[key] = stmt
+	return stmt, nil
 }
 
 const (
@@ -730,6 +776,9 @@ func (s *sqlStore) Prune(ctx context.Context, before time.Time) (int64, error) {
 		`DELETE FROM scans WHERE id IN (SELECT id FROM scans WHERE at < ? LIMIT 10000)`,
 		`DELETE FROM gaps WHERE id IN (SELECT id FROM gaps WHERE at_to < ? LIMIT 10000)`,
 		`DELETE FROM batches WHERE batch_key IN (SELECT batch_key FROM batches WHERE at < ? LIMIT 10000)`,
+		// Claims are leases of seconds, not records: those that lapsed
+		// before the cut are long over.
+		`DELETE FROM claims WHERE expires < ?`,
 	} {
 		for {
 			res, err := s.db.ExecContext(ctx, s.d.rebind(stmt), cut)
@@ -740,7 +789,7 @@ func (s *sqlStore) Prune(ctx context.Context, before time.Time) (int64, error) {
 			if err != nil {
 				return total, s.wrap("pruning records", err)
 			}
-			if !strings.HasPrefix(stmt, "DELETE FROM findings") {
+			if !strings.HasPrefix(stmt, "DELETE FROM findings") && !strings.HasPrefix(stmt, "DELETE FROM claims") {
 				total += n
 			}
 			if n == 0 {

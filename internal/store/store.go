@@ -31,6 +31,8 @@ var ErrSchemaTooNew = errors.New("the database schema is newer than this image-s
 type Store interface {
 	// Summarizer streams the aggregates reports read.
 	Summarizer
+	// Claims share work between the replicas of one database.
+	Claims
 	// Write inserts a batch in one transaction. It is idempotent on
 	// b.Key: writing a batch whose key was already committed (a retry
 	// after an ambiguous failure) writes nothing and returns nil.
@@ -46,6 +48,9 @@ type Store interface {
 	// (index or platform manifest), with findings and raw report, or
 	// ErrNotFound.
 	LatestScan(ctx context.Context, digest string) (*ScanRecord, error)
+	// SwappedImages lists the images admission swapped at or after since
+	// (see SwappedImage).
+	SwappedImages(ctx context.Context, since time.Time) ([]SwappedImage, error)
 	// Gaps lists gap records whose span ends at or after since, newest
 	// first.
 	Gaps(ctx context.Context, since time.Time) ([]Gap, error)

@@ -142,6 +142,32 @@ func testSuite(t *testing.T, newOpener func(t *testing.T) opener) {
 			t.Errorf("a bad namespace glob gave %v, want an error naming it", err)
 		}
 	})
+	t.Run("swapped images: distinct, since, no dry runs", func(t *testing.T) {
+		s := newOpener(t)(t)
+		var recs []AdmissionRecord
+		for i := range 6 {
+			recs = append(recs, admission(i))
+		}
+		recs[1].DryRun = true
+		recs[1].Normalized, recs[1].Target = "docker.io/library/redis:7", "registry.example.com/mirror/library/redis:7"
+		recs[2].Action, recs[2].Endpoint = "keep", EndpointValidate
+		recs[3].Normalized, recs[3].Target = "quay.io/team/app:2", "registry.example.com/mirror/team/app:2"
+		recs[0].Normalized, recs[0].Target = "ghcr.io/old/one:1", "registry.example.com/mirror/old/one:1"
+		if err := s.Write(ctx, &Batch{Admissions: recs}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.SwappedImages(ctx, t0.Add(time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []SwappedImage{
+			{Source: "docker.io/library/nginx:1.27", Target: "registry.example.com/mirror/library/nginx:1.27", Last: t0.Add(5 * time.Second)},
+			{Source: "quay.io/team/app:2", Target: "registry.example.com/mirror/team/app:2", Last: t0.Add(3 * time.Second)},
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("SwappedImages =\n %+v\nwant\n %+v", got, want)
+		}
+	})
 	t.Run("a retried batch is written once", func(t *testing.T) {
 		s := newOpener(t)(t)
 		b := &Batch{Key: [16]byte{1, 2, 3}, Admissions: []AdmissionRecord{admission(1), admission(2)}}

@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/image-swapper/image-swapper/internal/claim"
 	"github.com/image-swapper/image-swapper/internal/config"
 	"github.com/image-swapper/image-swapper/internal/reference"
 	"github.com/image-swapper/image-swapper/internal/registry"
@@ -68,6 +69,11 @@ type Options struct {
 	// Logger receives scan failures; Registerer the metrics (nil: none).
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
+	// Claims, with Store and Ledger, shares scans with the other
+	// replicas of the store: a manifest is scanned by one replica at a
+	// time, and the others use its scan once it is in the store (see
+	// claimedScan). Nil scans without asking anyone, as one replica does.
+	Claims *claim.Claimer
 }
 
 // Bounds of the in-memory caches: past them the oldest half is dropped
@@ -148,6 +154,9 @@ type jobInfo struct {
 	indexDigest string
 	platform    string
 	pull        authn.Keychain
+	// storedAt is set when another replica made the scan: done takes it
+	// from the store, and neither counts nor records it again.
+	storedAt time.Time
 }
 
 // New starts a gate's scan workers (security.scanning.concurrency of
@@ -173,6 +182,9 @@ func New(opts Options) (*Gate, error) {
 	if scanFn == nil {
 		scanFn = g.runScanner
 	}
+	if opts.Claims != nil && g.st != nil {
+		scanFn = g.claimedScan(opts.Claims, scanFn)
+	}
 	g.queue = scan.NewQueue(scanFn, scan.QueueOptions{Concurrency: g.concurrency, Retries: opts.Retries, OnDone: g.done})
 	g.metrics = newMetrics(opts.Registerer, g.queue)
 	return g, nil
@@ -185,13 +197,9 @@ func (g *Gate) Reload(s config.Scanning) error {
 	if n := s.ScanConcurrency(); n != g.concurrency {
 		return fmt.Errorf("security.scanning.concurrency changed from %d to %d, but the scanner keeps what it was started with; restart the server (roll it out) to apply it", g.concurrency, n)
 	}
-	var platforms []registry.Platform
-	for i, p := range s.ScanPlatforms() {
-		pl, err := registry.ParsePlatform(p)
-		if err != nil {
-			return fmt.Errorf("security.scanning.platforms[%d]: %w", i, err)
-		}
-		platforms = append(platforms, pl)
+	platforms, err := registry.ParsePlatforms("security.scanning.platforms", s.ScanPlatforms())
+	if err != nil {
+		return err
 	}
 	if old := g.current.Swap(&settings{platforms: platforms, rescanAfter: s.RescanInterval()}); old != nil && !slices.Equal(old.platforms, platforms) {
 		// Which manifests an index is scanned by depends on them.
@@ -442,6 +450,12 @@ func (g *Gate) done(res scan.ScanResult) {
 	g.mu.Unlock()
 	if !ok {
 		job = jobInfo{image: res.Ref.String(), indexDigest: digest}
+	}
+	if res.Err == nil && !job.storedAt.IsZero() {
+		g.remember(digest, &known{findings: res.Report.Findings, platform: job.platform, at: job.storedAt})
+		g.log.Info("vulnerability scan made by another replica", "image", job.image, "manifest", digest, "platform", job.platform,
+			"findings", len(res.Report.Findings), "scanned", job.storedAt)
+		return
 	}
 	g.metrics.finished(res)
 	if res.Err != nil {

@@ -102,7 +102,7 @@ func (s *Server) prepare(ctx context.Context, req *podRequest, out *outcome) (*a
 	if out.pod == "" && pod.GenerateName != "" {
 		out.pod = pod.GenerateName + "*"
 	}
-	e := s.config.Engine()
+	e := s.engine(out.namespace)
 	out.configDryRun = e.Config().DryRun
 	a := &admission{
 		engine:       e,
@@ -260,7 +260,7 @@ func (s *Server) validate(ctx context.Context, req *podRequest, out *outcome) (*
 	if rerr != nil || a == nil {
 		return resp, rerr
 	}
-	allowList := a.engine.Config().Policies.AllowList
+	allowList := a.engine.AllowList()
 	decisions := make([]engine.Decision, len(a.images))
 	for i, im := range a.images {
 		// Images are judged as they will run. A dry run gets no patch from
@@ -328,8 +328,14 @@ func (s *Server) scan(ctx context.Context, a *admission, decisions []engine.Deci
 		// The scanner reads private images with the Pod's pull secrets.
 		a.pull = s.pulls.Keychain(a.ctx.Namespace, &a.pod.Spec)
 	}
+	ready, _ := s.opts.Scans.(interface{ Ready(image string) bool })
 	var wg sync.WaitGroup
 	for i, im := range a.images {
+		if ready != nil && ready.Ready(im.image) {
+			// Known: judged from memory, no goroutine needed.
+			a.engine.Scan(ctx, &decisions[i], a.subject(im), s.opts.Scans)
+			continue
+		}
 		wg.Go(func() {
 			a.engine.Scan(ctx, &decisions[i], a.subject(im), s.opts.Scans)
 		})

@@ -7,10 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/image-swapper/image-swapper/internal/config"
 	"github.com/image-swapper/image-swapper/internal/reference"
@@ -123,56 +120,4 @@ func BenchmarkValidateScanGate(b *testing.B) {
 			}
 		})
 	}
-}
-
-// BenchmarkValidateScanGateAt1000RPS sends /validate requests at 1,000 per
-// second, open loop (each request starts when it is due, whatever the
-// others do), with the gate off and on, and reports latency percentiles:
-//
-//	go test ./internal/webhook -run '^$' -bench ScanGateAt1000RPS -benchtime 20000x -count 3
-func BenchmarkValidateScanGateAt1000RPS(b *testing.B) {
-	sb := newScanGateBench(b)
-	for _, c := range []struct {
-		name string
-		h    http.Handler
-	}{{"off", sb.off}, {"on", sb.on}} {
-		b.Run("gate="+c.name, func(b *testing.B) { pacedLoad(b, c.h, sb.body, 1000) })
-	}
-}
-
-// pacedLoad posts body to /validate b.N times at rate per second and
-// reports the p50, p99 and maximum latency.
-func pacedLoad(b *testing.B, h http.Handler, body []byte, rate int) {
-	lat := make([]time.Duration, 0, b.N)
-	var (
-		mu     sync.Mutex
-		wg     sync.WaitGroup
-		failed int
-	)
-	start := time.Now()
-	i := 0
-	for b.Loop() {
-		time.Sleep(time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))))
-		i++
-		wg.Go(func() {
-			t0 := time.Now()
-			rec := post(h, "/validate", body)
-			d := time.Since(t0)
-			mu.Lock()
-			defer mu.Unlock()
-			lat = append(lat, d)
-			if rec.Code != http.StatusOK {
-				failed++
-			}
-		})
-	}
-	wg.Wait()
-	if failed > 0 {
-		b.Fatalf("%d of %d requests failed", failed, len(lat))
-	}
-	slices.Sort(lat)
-	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) }
-	b.ReportMetric(pct(0.50), "p50-µs")
-	b.ReportMetric(pct(0.99), "p99-µs")
-	b.ReportMetric(float64(lat[len(lat)-1].Microseconds()), "max-µs")
 }

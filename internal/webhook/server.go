@@ -61,6 +61,10 @@ type Options struct {
 	// Namespaces supplies namespace labels; without it selectors see only
 	// a namespace's name.
 	Namespaces NamespaceSource
+	// Policies, when set, merges ClusterImagePolicies and ImagePolicies
+	// with the configuration (policyapi.Watcher); the server is not
+	// ready until it has synced.
+	Policies PolicySource
 	// Mirror is the mirror service that swap policies exists, wait and
 	// always consult; without it every swap the rules plan is made, as if
 	// the target had every image.
@@ -185,6 +189,9 @@ func (s *Server) Ready() error {
 	if s.namespaces != nil && !s.namespaces.HasSynced() {
 		return errors.New("the namespace cache is not synced yet")
 	}
+	if s.opts.Policies != nil && !s.opts.Policies.HasSynced() {
+		return errors.New("the image policy cache is not synced yet")
+	}
 	return nil
 }
 
@@ -273,6 +280,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	if s.namespaces != nil {
 		wg.Go(func() { s.namespaces.Run(bg) })
+	}
+	if s.opts.Policies != nil {
+		wg.Go(func() { s.opts.Policies.Run(bg, s.config.Engine) })
 	}
 
 	srv := &http.Server{

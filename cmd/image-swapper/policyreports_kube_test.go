@@ -1,0 +1,178 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/image-swapper/image-swapper/internal/config"
+	"github.com/image-swapper/image-swapper/internal/report"
+	"github.com/image-swapper/image-swapper/internal/testenv"
+)
+
+// installPolicyReportCRD installs the upstream PolicyReport CRD the
+// report package's tests keep, and waits until reports can be listed.
+func installPolicyReportCRD(t *testing.T, cfg *rest.Config) {
+	t.Helper()
+	path := "../../internal/report/testdata/crd/wgpolicyk8s.io_policyreports.yaml"
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crd := &unstructured.Unstructured{}
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	for len(crd.Object) == 0 {
+		if err := dec.Decode(&crd.Object); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+	}
+	delete(crd.Object, "status")
+	dyn := dynamic.NewForConfigOrDie(cfg)
+	crds := dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
+	if _, err := crds.Create(context.Background(), crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("installing %s: %v", path, err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := dyn.Resource(report.PolicyReportResource).List(context.Background(), metav1.ListOptions{}); err == nil {
+			return
+		} else if time.Now().After(deadline) {
+			t.Fatalf("PolicyReports cannot be listed 30s after installing the CRD: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// passes counts one replica's PolicyReport passes.
+type passes struct {
+	mu   sync.Mutex
+	n    int
+	last report.Applied
+	err  error
+}
+
+func (p *passes) record(a report.Applied, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.n++
+	p.last, p.err = a, err
+}
+
+func (p *passes) get() (int, report.Applied, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.n, p.last, p.err
+}
+
+// TestServePolicyReportsOnTheLeaderOnly runs serve's PolicyReport loop on
+// two replicas against a real kube-apiserver, with the upstream CRD: only
+// the Lease holder writes the reports and keeps them current; when it
+// stops, it releases the Lease and the other replica takes over.
+func TestServePolicyReportsOnTheLeaderOnly(t *testing.T) {
+	cp := testenv.SharedControlPlane(t)
+	admin := cp.Config()
+	admin.WarningHandler = rest.NoWarnings{}
+	installPolicyReportCRD(t, admin)
+	user, err := cp.Env.AddUser(envtest.User{Name: "policy-reports-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := user.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	writeTestFile(t, kubeconfig, string(kc))
+	client := kubernetes.NewForConfigOrDie(admin)
+	const home = "prw-system"
+	for _, ns := range []string{home, "prw-shop", "prw-pay", "prw-new"} {
+		if _, err := client.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfgPath, st := reportLedger(t)
+	admit(t, st, "u1", "prw-shop", "docker.io/library/nginx:1.27")
+	admit(t, st, "u2", "prw-pay", "docker.io/library/redis:7")
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	startReplica := func(p *passes) *policyReporter {
+		f := policyReportFlags{enabled: true, interval: 300 * time.Millisecond, since: "30d", lease: "image-swapper-leader", applied: p.record}
+		r, err := f.start(context.Background(), (&kubeFlags{kubeconfig: kubeconfig}).access(), home, cfgPath, cfg, st, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(r.stop)
+		return r
+	}
+	reports := dynamic.NewForConfigOrDie(admin).Resource(report.PolicyReportResource)
+	exists := func(ns string) bool {
+		_, err := reports.Namespace(ns).Get(context.Background(), report.PolicyReportSource, metav1.GetOptions{})
+		return err == nil
+	}
+
+	var a, b passes
+	ra := startReplica(&a)
+	waitFor(t, "replica a writes the reports of prw-shop and prw-pay", 20*time.Second, func() bool { return exists("prw-shop") && exists("prw-pay") })
+	startReplica(&b)
+	// A pod in a new namespace: the leader adds its report.
+	admit(t, st, "u3", "prw-new", "docker.io/library/debian:12")
+	waitFor(t, "replica a writes the report of prw-new", 10*time.Second, func() bool { return exists("prw-new") })
+	time.Sleep(time.Second)
+	if n, _, _ := b.get(); n != 0 {
+		t.Fatalf("replica b made %d passes while a led", n)
+	}
+	na, last, err := a.get()
+	if err != nil || na < 3 || last.Unchanged != 3 || last.Created+last.Updated+last.Deleted != 0 {
+		t.Errorf("replica a: %d passes, the last %+v (%v); want several, the last changing nothing", na, last, err)
+	}
+
+	ra.stop()
+	stopped := time.Now()
+	na, _, _ = a.get()
+	waitFor(t, "replica b takes over", 20*time.Second, func() bool { n, _, _ := b.get(); return n > 0 })
+	t.Logf("replica b took over %s after replica a stopped", time.Since(stopped).Round(time.Millisecond))
+	if n, _, _ := a.get(); n != na {
+		t.Errorf("replica a made %d passes after it stopped", n-na)
+	}
+	_, last, err = b.get()
+	if err != nil || last != (report.Applied{Unchanged: 3}) {
+		t.Errorf("replica b's first pass %+v (%v), want the 3 reports unchanged", last, err)
+	}
+	lease, err := client.CoordinationV1().Leases(home).Get(context.Background(), "image-swapper-leader", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
+		t.Errorf("the Lease has no holder after b took over: %+v", lease.Spec)
+	}
+}
+
+func waitFor(t *testing.T, what string, within time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
