@@ -12,10 +12,8 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/image-swapper/image-swapper/internal/config"
-	"github.com/image-swapper/image-swapper/internal/leader"
 	"github.com/image-swapper/image-swapper/internal/report"
 	"github.com/image-swapper/image-swapper/internal/store"
 )
@@ -35,29 +33,12 @@ func (f *policyReportFlags) register(fl *pflag.FlagSet) {
 		"from the ledger, on the replica that holds the leader Lease (--leader-lease in --namespace)")
 	fl.DurationVar(&f.interval, "policy-reports-interval", 5*time.Minute, "with --policy-reports: how often the reports are rebuilt")
 	fl.StringVar(&f.since, "policy-reports-since", "30d", "with --policy-reports: the admissions window the reports cover (30d, 12h; \"\" for the whole ledger)")
-	fl.StringVar(&f.lease, "leader-lease", "image-swapper-leader", "the coordination.k8s.io Lease in --namespace whose holder runs the background loops (--policy-reports)")
+	fl.StringVar(&f.lease, "leader-lease", "image-swapper-leader", "the coordination.k8s.io Lease in --namespace whose holder runs the background loops (the sync of mirrored tags, --policy-reports)")
 }
 
-// policyReporter runs the PolicyReport loop under the leader Lease until
-// its context ends or stop is called.
-type policyReporter struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
-// stop ends the loop, releasing the Lease if held, and waits for it.
-func (p *policyReporter) stop() {
-	if p == nil {
-		return
-	}
-	p.cancel()
-	<-p.done
-}
-
-// start starts the loop when --policy-reports is set, and returns nil
-// otherwise. It never blocks serve: the election and the reports run in
-// the background.
-func (f *policyReportFlags) start(ctx context.Context, kube kubeAccess, namespace, configPath string, cfg *config.Config, st store.Store, log *slog.Logger) (*policyReporter, error) {
+// loop is the PolicyReport loop when --policy-reports is set, for the
+// background runner (background.go), and nil otherwise.
+func (f *policyReportFlags) loop(kube kubeAccess, namespace, configPath string, cfg *config.Config, st store.Store, log *slog.Logger) (func(context.Context), error) {
 	if !f.enabled {
 		return nil, nil
 	}
@@ -75,26 +56,13 @@ func (f *policyReportFlags) start(ctx context.Context, kube kubeAccess, namespac
 	if err != nil {
 		return nil, fmt.Errorf("--policy-reports: %w", err)
 	}
-	client, err := kubernetes.NewForConfig(restCfg)
-	if err != nil {
-		return nil, fmt.Errorf("--policy-reports: %w", err)
-	}
 	dyn, err := dynamic.NewForConfig(restCfg)
 	if err != nil {
 		return nil, fmt.Errorf("--policy-reports: %w", err)
 	}
 	loop := &policyReportLoop{dyn: dyn, st: st, configs: &lastGoodConfig{path: configPath, cfg: cfg, log: log}, window: window,
 		interval: f.interval, log: log, applied: f.applied}
-	opts := leader.Options{Client: client, Namespace: namespace, Name: f.lease, Identity: leaderIdentity(), Logger: log}
-	ctx, cancel := context.WithCancel(ctx)
-	p := &policyReporter{cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
-		if err := leader.Run(ctx, opts, loop.run); err != nil {
-			log.Error("leader election failed: PolicyReports are not kept", "lease", namespace+"/"+f.lease, "error", err)
-		}
-	}()
-	return p, nil
+	return loop.run, nil
 }
 
 // leaderIdentity names this replica in the Lease: the Pod's name (the
@@ -122,7 +90,7 @@ func (c *lastGoodConfig) get() *config.Config {
 	defer c.mu.Unlock()
 	cfg, err := config.Load(c.path)
 	if err != nil {
-		c.log.Warn("PolicyReports use the last valid configuration", "config", c.path, "error", err)
+		c.log.Warn("the background loops (sync, PolicyReports) use the last valid configuration", "config", c.path, "error", err)
 		return c.cfg
 	}
 	c.cfg = cfg

@@ -114,12 +114,13 @@ func TestServePolicyReportsOnTheLeaderOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	startReplica := func(p *passes) *policyReporter {
+	startReplica := func(p *passes) *background {
 		f := policyReportFlags{enabled: true, interval: 300 * time.Millisecond, since: "30d", lease: "image-swapper-leader", applied: p.record}
-		r, err := f.start(context.Background(), (&kubeFlags{kubeconfig: kubeconfig}).access(), home, cfgPath, cfg, st, log)
+		loop, err := f.loop((&kubeFlags{kubeconfig: kubeconfig}).access(), home, cfgPath, cfg, st, log)
 		if err != nil {
 			t.Fatal(err)
 		}
+		r := startBackground(context.Background(), client, home, f.lease, log, loop)
 		t.Cleanup(r.stop)
 		return r
 	}

@@ -111,10 +111,25 @@ func parseSince(s string) (time.Duration, error) {
 }
 
 // writeReport writes to path, replacing it only once the report is
-// whole, or to stdout when path is "".
+// whole, or to stdout when path is "". A path that is not a regular file
+// (/dev/null, a FIFO, /dev/stdout) is written to, not replaced.
 func writeReport(stdout io.Writer, path string, r *report.Report, format string) error {
 	if path == "" {
 		return report.Write(stdout, r, format)
+	}
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return trouble(fmt.Errorf("--output: %w", err))
+		}
+		if err := report.Write(f, r, format); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("writing %s: %w", path, err)
+		}
+		return nil
 	}
 	f, err := os.CreateTemp(filepath.Dir(path), ".report-*")
 	if err != nil {

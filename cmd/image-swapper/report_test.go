@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -107,6 +108,32 @@ func TestReportCommand(t *testing.T) {
 	b, err := os.ReadFile(path)
 	if err != nil || strings.Count(string(b), "kind: PolicyReport") != 2 || !strings.Contains(string(b), "result: fail") {
 		t.Errorf("--output file (%v):\n%s", err, b)
+	}
+
+	// --output /dev/null once replaced the device with a regular file:
+	// a FIFO stands for it here.
+	fifo := filepath.Join(dir, "report.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	read := make(chan []byte)
+	go func() {
+		b, _ := os.ReadFile(fifo)
+		read <- b
+	}()
+	if _, stderr, code := report("-o", "csv", "--output", fifo); code != 0 {
+		t.Fatalf("--output FIFO: exit %d: %s", code, stderr)
+	}
+	select {
+	case b := <-read:
+		if !strings.HasPrefix(string(b), "image,") {
+			t.Errorf("--output FIFO: the reader got %q, want the CSV", b)
+		}
+	case <-time.After(10 * time.Second):
+		t.Errorf("--output FIFO: nothing was written to the FIFO")
+	}
+	if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Errorf("--output FIFO: %v, %v; want the FIFO left in place", fi, err)
 	}
 
 	for _, tc := range []struct {

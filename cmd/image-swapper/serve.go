@@ -138,11 +138,14 @@ func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
 		pullSecrets *webhook.PullSecrets
 		regOpts     []registry.Option
 	)
+	// kubeClient is nil with --no-kube-api.
+	var kubeClient kubernetes.Interface
 	if !f.noKubeAPI {
 		client, from, err := f.kube.access().client()
 		if err != nil {
 			return trouble(err)
 		}
+		kubeClient = client
 		log.Info("using the Kubernetes API", "from", from)
 		// client-go logs through klog; send it to the same place.
 		klog.SetSlogLogger(log)
@@ -223,11 +226,18 @@ func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
 	if f.policyReports.enabled && f.noKubeAPI {
 		return trouble(errors.New("--policy-reports writes to the Kubernetes API: drop --no-kube-api"))
 	}
-	policyReports, err := f.policyReports.start(ctx, f.kube.access(), f.namespace, f.configPath, cfg, ledger.st, log)
+	policyReports, err := f.policyReports.loop(f.kube.access(), f.namespace, f.configPath, cfg, ledger.st, log)
 	if err != nil {
 		return trouble(err)
 	}
-	defer policyReports.stop()
+	// The background loops: the sync of mirrored tags (mirroring.sync),
+	// and PolicyReports; on one replica (background.go).
+	loops := []func(context.Context){newSyncLoop(f.configPath, cfg, f.namespace, ledger, m.client, scans, log, metrics.Registry())}
+	if policyReports != nil {
+		loops = append(loops, policyReports)
+	}
+	bg := startBackground(ctx, kubeClient, f.namespace, f.policyReports.lease, log, loops...)
+	defer bg.stop()
 	srv, err := webhook.New(webhook.Options{
 		Mirror:          m.engineMirror(),
 		MirrorConfig:    cfg,

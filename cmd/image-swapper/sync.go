@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,8 +12,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
+	"github.com/image-swapper/image-swapper/internal/config"
 	"github.com/image-swapper/image-swapper/internal/engine"
 	"github.com/image-swapper/image-swapper/internal/registry"
 	"github.com/image-swapper/image-swapper/internal/store"
@@ -128,4 +131,27 @@ func short(digest string) string {
 		return digest[:19]
 	}
 	return digest
+}
+
+// newSyncLoop is serve's sync loop (background.go): a pass every
+// mirroring.sync.interval, with the configuration file as it is at each
+// pass (the last valid one), its copies recorded in the ledger.
+func newSyncLoop(configPath string, cfg *config.Config, namespace string, ledger *copyLedger, client *registry.Client, scans engine.Scans, log *slog.Logger, reg prometheus.Registerer) func(context.Context) {
+	configs := &lastGoodConfig{path: configPath, cfg: cfg, log: log}
+	metrics := tagsync.NewMetrics(reg)
+	var last *engine.Engine
+	options := func() tagsync.Options {
+		e, err := engine.New(configs.get(), engine.WithOwnNamespace(namespace))
+		switch {
+		case err == nil:
+			last = e
+		case last == nil:
+			// The configuration serve started with compiled; this is it.
+			last, _ = engine.New(cfg, engine.WithOwnNamespace(namespace))
+		}
+		o := syncOptions(last, ledger, client, scans, log, false, 0)
+		o.Metrics = metrics
+		return o
+	}
+	return func(ctx context.Context) { tagsync.Loop(ctx, options) }
 }

@@ -80,3 +80,40 @@ func TestNewNamesTheBadPattern(t *testing.T) {
 		t.Fatalf("New: %v, want an error naming policies.denyList[1]", err)
 	}
 }
+
+func TestSources(t *testing.T) {
+	lists, err := New(config.Policies{AllowList: []string{"registry.example.com/*"}},
+		Source{Path: "ClusterImagePolicy/base spec.policies", AllowList: []string{"ghcr.io/org/*"}, DenyList: []string{"*:debug"}},
+		Source{Path: "ImagePolicy/a/p spec", AllowList: []string{"docker.io/library/*", "ghcr.io/org/app"}, Narrows: true},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	swappedNginx := mustParse(t, "registry.example.com/docker.io/library/nginx:1")
+	swappedRedis := mustParse(t, "registry.example.com/docker.io/bitnami/redis:7")
+	cases := []struct {
+		name     string
+		original string
+		swapped  *reference.Reference
+		denied   bool
+		rule     string
+	}{
+		{"a source's deny entry is named by its source", "nginx:debug", nil, true, `ClusterImagePolicy/base spec.policies.denyList[0] "*:debug"`},
+		{"a source's allow entry extends the allowList", "ghcr.io/org/app:1", nil, false, `ClusterImagePolicy/base spec.policies.allowList[0] "ghcr.io/org/*"`},
+		{"a narrowing list denies what the allowList passes", "ghcr.io/org/other:1", nil, true, "ImagePolicy/a/p spec.allowList"},
+		{"being swapped does not pass a narrowing list", "docker.io/bitnami/redis:7", &swappedRedis, true, "ImagePolicy/a/p spec.allowList"},
+		{"a swapped image in the narrowing list passes", "nginx:1", &swappedNginx, false, `policies.allowList[0] "registry.example.com/*"`},
+		{"a narrowing list never allows what the allowList denies", "docker.io/library/nginx:1", nil, true, "policies.allowList"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			v := lists.Check(mustParse(t, c.original), c.swapped, false)
+			if v.Denied != c.denied || v.Rule != c.rule {
+				t.Fatalf("denied %v by %q (%s); want denied %v by %q", v.Denied, v.Rule, v.Reason, c.denied, c.rule)
+			}
+		})
+	}
+	if got := lists.AllowList(); len(got) != 2 || got[1] != "ghcr.io/org/*" {
+		t.Errorf("AllowList() = %v; want the configuration's and the extending source's", got)
+	}
+}

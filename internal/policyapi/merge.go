@@ -169,6 +169,11 @@ func (c *Cluster) namespaceEngine(n *Namespace, ns string, policies []*ImagePoli
 		}
 		if s := p.Spec.Swap; s != "" {
 			switch {
+			case s == config.SwapAlways && c.cfg.SwapPolicy() != config.SwapAlways:
+				// always swaps to images not mirrored yet, which the
+				// allow list then judges as mirrors: a namespace may not
+				// loosen the cluster's check that the mirror has them.
+				out.Message += fmt.Sprintf("; spec.swap always is not used: it is looser than the cluster's %s (an ImagePolicy only tightens)", c.cfg.SwapPolicy())
 			case n.SwapFrom == "":
 				n.SwapFrom = name
 				cfg.Mirroring.Swap = s

@@ -21,7 +21,7 @@ import (
 // in 2099.
 var now = time.Date(2027, 3, 1, 12, 0, 0, 0, time.UTC)
 
-func baseConfig(t *testing.T, yaml string) *config.Config {
+func baseConfig(t testing.TB, yaml string) *config.Config {
 	t.Helper()
 	cfg, err := config.Parse("config.yaml", []byte(yaml))
 	if err != nil {
@@ -46,7 +46,7 @@ func clusterPolicy(name string, spec ClusterImagePolicySpec) ClusterImagePolicy 
 	return ClusterImagePolicy{ObjectMeta: metav1.ObjectMeta{Name: name, Generation: 1}, Spec: spec}
 }
 
-func mergeOrFail(t *testing.T, cfg *config.Config, clusters ...ClusterImagePolicy) *Cluster {
+func mergeOrFail(t testing.TB, cfg *config.Config, clusters ...ClusterImagePolicy) *Cluster {
 	t.Helper()
 	c, err := MergeCluster(cfg, clusters)
 	if err != nil {
@@ -175,17 +175,26 @@ rules:
 func TestImagePolicySwapPolicy(t *testing.T) {
 	c := mergeOrFail(t, baseConfig(t, mirrorConfig))
 	n := c.Namespace("team-a", []ImagePolicy{
-		local("team-a", "b", ImagePolicySpec{Swap: config.SwapWait}),
-		local("team-a", "a", ImagePolicySpec{Swap: config.SwapAlways}),
+		local("team-a", "b", ImagePolicySpec{Swap: config.SwapExists}),
+		local("team-a", "a", ImagePolicySpec{Swap: config.SwapWait}),
 	}, now)
-	if got := n.Engine.Config().SwapPolicy(); got != config.SwapAlways {
-		t.Errorf("swap policy %s; want always, from a (first by name)", got)
+	if got := n.Engine.Config().SwapPolicy(); got != config.SwapWait {
+		t.Errorf("swap policy %s; want wait, from a (first by name)", got)
 	}
 	if n.SwapFrom != "ImagePolicy/team-a/a" {
 		t.Errorf("SwapFrom = %q", n.SwapFrom)
 	}
-	if o := n.Outcomes["b"]; !o.Accepted || !strings.Contains(o.Message, "spec.swap wait is not used") {
+	if o := n.Outcomes["b"]; !o.Accepted || !strings.Contains(o.Message, "spec.swap exists is not used") {
 		t.Errorf("b's outcome %+v; want accepted, saying its swap is not used", o)
+	}
+	// always swaps to what the mirror may not have yet, which the allow
+	// list judges as a mirror: looser than the cluster's exists, refused.
+	loose := c.Namespace("team-a", []ImagePolicy{local("team-a", "a", ImagePolicySpec{Swap: config.SwapAlways})}, now)
+	if got := loose.Engine.Config().SwapPolicy(); got != config.SwapExists {
+		t.Errorf("an ImagePolicy's swap: always gave the namespace %s; want the cluster's exists", got)
+	}
+	if o := loose.Outcomes["a"]; !strings.Contains(o.Message, "spec.swap always is not used") {
+		t.Errorf("a's outcome %+v; want it to say swap: always is not used", o)
 	}
 	if got := c.Engine().Config().SwapPolicy(); got != config.SwapExists {
 		t.Errorf("the cluster's swap policy became %s", got)

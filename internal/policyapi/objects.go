@@ -62,6 +62,9 @@ func (o *Objects) add(u *unstructured.Unstructured, namespace string) error {
 			return o.add(item.(*unstructured.Unstructured), namespace)
 		})
 	}
+	if k := u.GetKind(); k != KindClusterImagePolicy && k != KindImagePolicy {
+		return fmt.Errorf("kind %q: want %s or %s", k, KindClusterImagePolicy, KindImagePolicy)
+	}
 	if u.GetAPIVersion() != APIVersion {
 		return fmt.Errorf("%s %q: apiVersion %q: want %s", u.GetKind(), u.GetName(), u.GetAPIVersion(), APIVersion)
 	}
@@ -81,8 +84,6 @@ func (o *Objects) add(u *unstructured.Unstructured, namespace string) error {
 			p.Namespace = namespace
 		}
 		o.Namespaced = append(o.Namespaced, p)
-	default:
-		return fmt.Errorf("kind %q: want %s or %s", u.GetKind(), KindClusterImagePolicy, KindImagePolicy)
 	}
 	return nil
 }

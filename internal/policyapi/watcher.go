@@ -147,6 +147,10 @@ func (w *Watcher) Run(ctx context.Context, base func() *engine.Engine) {
 	// notices, and a status then follows it within a second.
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	// Exceptions expire without an event: the statuses are computed
+	// anew every Resync.
+	refresh := time.NewTicker(w.opts.Resync)
+	defer refresh.Stop()
 	var last *state
 	for {
 		if st := w.current(base()); st != last {
@@ -160,6 +164,8 @@ func (w *Watcher) Run(ctx context.Context, base func() *engine.Engine) {
 			return
 		case <-w.changed:
 		case <-tick.C:
+		case <-refresh.C:
+			w.version.Add(1)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package report
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"testing"
 	"time"
@@ -88,4 +89,38 @@ func TestWriteBenchLedger(t *testing.T) {
 	start := time.Now()
 	benchLedger(t, st, 1_000_000, 10_000)
 	t.Logf("wrote 1,000,000 admission records of 10,000 images in %s", time.Since(start).Round(time.Millisecond))
+}
+
+// BenchmarkBuildBenchLedger builds and writes the report (-o json) of the
+// ledger TestWriteBenchLedger wrote to IMAGE_SWAPPER_BENCH_SQLITE or
+// IMAGE_SWAPPER_BENCH_POSTGRES (a DSN), over the last 30 days; it is
+// skipped without either. Run it with -cpuprofile or -memprofile to see
+// where a report's time goes.
+func BenchmarkBuildBenchLedger(b *testing.B) {
+	path, dsn := os.Getenv("IMAGE_SWAPPER_BENCH_SQLITE"), os.Getenv("IMAGE_SWAPPER_BENCH_POSTGRES")
+	if path == "" && dsn == "" {
+		b.Skip("set IMAGE_SWAPPER_BENCH_SQLITE=FILE or IMAGE_SWAPPER_BENCH_POSTGRES=DSN to a ledger TestWriteBenchLedger wrote")
+	}
+	ctx := context.Background()
+	var st store.Store
+	var err error
+	if path != "" {
+		st, err = store.OpenSQLite(ctx, path)
+	} else {
+		st, err = store.OpenPostgres(ctx, dsn)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	for b.Loop() {
+		now := time.Now()
+		r, err := Build(ctx, st, Options{Since: now.Add(-30 * 24 * time.Hour), Now: now})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := WriteJSON(io.Discard, r); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -132,13 +132,13 @@ func (r ruleDenials) counts() map[string]int64 {
 
 type nsAgg struct {
 	tally
-	workloads   map[Workload]bool
+	workloads   workloadSet
 	first, last time.Time
 	violations  map[[2]string]*violationAgg
 }
 
 func newNSAgg() *nsAgg {
-	return &nsAgg{workloads: map[Workload]bool{}, violations: map[[2]string]*violationAgg{}}
+	return &nsAgg{violations: map[[2]string]*violationAgg{}}
 }
 
 // violationAgg counts a violation's requests per endpoint: both webhooks
@@ -187,10 +187,13 @@ type imageAgg struct {
 	digest   string
 	digestAt time.Time
 	// expectMirror: a swap was made or planned.
-	expectMirror  bool
-	first, last   time.Time
-	ns            map[string]*nsAgg
-	days          map[int64]*tally
+	expectMirror bool
+	first, last  time.Time
+	ns           map[string]*nsAgg
+	// days are the requests by day of the image's groups, for the
+	// trend: the store's slices, kept as they are (a merged copy would
+	// be a third of what the builder holds).
+	days          []dayGroup
 	violations    map[[2]string]*violationAgg
 	denialsByRule ruleDenials
 	// foldedInto names the image this one is the mirror of.
@@ -231,7 +234,7 @@ func (b *builder) image(key string) *imageAgg {
 	im := b.images[key]
 	if im == nil {
 		im = &imageAgg{key: key, targets: map[string]bool{}, digests: map[string]bool{}, ns: map[string]*nsAgg{},
-			days: map[int64]*tally{}, violations: map[[2]string]*violationAgg{}, denialsByRule: ruleDenials{}, cands: map[string]*candidate{}}
+			violations: map[[2]string]*violationAgg{}, denialsByRule: ruleDenials{}, cands: map[string]*candidate{}}
 		if ref, err := reference.Parse(key); err == nil {
 			im.ref, im.parsed = ref, true
 		}
@@ -251,26 +254,10 @@ func normal(s string) string {
 
 func (b *builder) addGroup(g *store.AdmissionGroup) error {
 	im := b.image(g.Image)
-	var t tally
 	validate := g.Endpoint == store.EndpointValidate
-	if validate {
-		t.validate = g.Requests
-	} else {
-		t.mutate = g.Requests
-	}
-	if g.Action == string(config.ActionDeny) {
-		switch {
-		case g.DryRun && validate:
-			t.validateDryRun = g.Requests
-		case g.DryRun:
-			t.mutateDryRun = g.Requests
-		case validate:
-			t.validateDenials = g.Requests
-			im.denialsByRule.add(g.Rule, 1, g.Requests)
-		default:
-			t.mutateDenials = g.Requests
-			im.denialsByRule.add(g.Rule, 0, g.Requests)
-		}
+	t := groupTally(g, validate, g.Requests)
+	if g.Action == string(config.ActionDeny) && !g.DryRun {
+		im.denialsByRule.add(g.Rule, btoi(validate), g.Requests)
 	}
 	if g.Action == string(config.ActionSwap) && g.Target != "" && g.Target != g.Image {
 		target := normal(g.Target)
@@ -296,14 +283,8 @@ func (b *builder) addGroup(g *store.AdmissionGroup) error {
 	}
 	n.add(t)
 	span(&n.first, &n.last, g.First, g.Last)
-	n.workloads[workloadOf(g)] = true
-	day := g.Day.Unix()
-	d := im.days[day]
-	if d == nil {
-		d = &tally{}
-		im.days[day] = d
-	}
-	d.add(t)
+	n.workloads.add(workloadOf(g))
+	im.days = append(im.days, dayGroup{days: g.Days, validate: validate, denies: g.Action == string(config.ActionDeny) && !g.DryRun})
 	for _, v := range g.Violations {
 		mode := v.Mode
 		if g.DryRun && mode == string(config.ModeEnforce) {
@@ -314,6 +295,90 @@ func (b *builder) addGroup(g *store.AdmissionGroup) error {
 		addViolation(n.violations, v.Rule, mode, v.Message, vt)
 	}
 	return nil
+}
+
+// groupTally counts requests requests of g.
+func groupTally(g *store.AdmissionGroup, validate bool, requests int64) tally {
+	var t tally
+	if validate {
+		t.validate = requests
+	} else {
+		t.mutate = requests
+	}
+	if g.Action == string(config.ActionDeny) {
+		switch {
+		case g.DryRun && validate:
+			t.validateDryRun = requests
+		case g.DryRun:
+			t.mutateDryRun = requests
+		case validate:
+			t.validateDenials = requests
+		default:
+			t.mutateDenials = requests
+		}
+	}
+	return t
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// dayGroup is one admission group's requests by day.
+type dayGroup struct {
+	days []store.DayRequests
+	// validate: /validate recorded them; denies: they are denials (not a
+	// dry run's).
+	validate, denies bool
+}
+
+// dayTally is what the trend counts of an image on one day.
+type dayTally struct {
+	day                                              int64
+	mutate, validate, mutateDenials, validateDenials int64
+}
+
+func (t dayTally) admissions() int64 { return max(t.mutate, t.validate) }
+func (t dayTally) denials() int64    { return max(t.mutateDenials, t.validateDenials) }
+
+// dayTallies sums groups by day into buf, oldest day first.
+func dayTallies(buf []dayTally, groups []dayGroup) []dayTally {
+	buf = buf[:0]
+	for _, g := range groups {
+		for _, d := range g.days {
+			t := dayTally{day: d.Day}
+			switch {
+			case g.validate:
+				t.validate = d.Requests
+				if g.denies {
+					t.validateDenials = d.Requests
+				}
+			default:
+				t.mutate = d.Requests
+				if g.denies {
+					t.mutateDenials = d.Requests
+				}
+			}
+			buf = append(buf, t)
+		}
+	}
+	slices.SortFunc(buf, func(a, b dayTally) int { return cmp.Compare(a.day, b.day) })
+	out := buf[:0]
+	for _, t := range buf {
+		if n := len(out); n > 0 && out[n-1].day == t.day {
+			o := &out[n-1]
+			o.mutate += t.mutate
+			o.validate += t.validate
+			o.mutateDenials += t.mutateDenials
+			o.validateDenials += t.validateDenials
+			continue
+		}
+		out = append(out, t)
+	}
+	return out
 }
 
 func workloadOf(g *store.AdmissionGroup) Workload {
@@ -373,20 +438,18 @@ func (b *builder) fold() {
 			}
 			sn.add(n.validateOnly())
 			span(&sn.first, &sn.last, n.first, n.last)
-			for w := range n.workloads {
-				sn.workloads[w] = true
+			for _, w := range n.workloads.list() {
+				sn.workloads.add(w)
 			}
 			for _, v := range n.violations {
 				addViolation(sn.violations, v.Rule, v.Mode, v.Message, tally{validate: v.t.validate})
 			}
 		}
-		for day, d := range m.days {
-			sd := s.days[day]
-			if sd == nil {
-				sd = &tally{}
-				s.days[day] = sd
+		// Only /validate's requests count: see above.
+		for _, d := range m.days {
+			if d.validate {
+				s.days = append(s.days, d)
 			}
-			sd.add(d.validateOnly())
 		}
 		for _, v := range m.violations {
 			addViolation(s.violations, v.Rule, v.Mode, v.Message, tally{validate: v.t.validate})
@@ -556,7 +619,13 @@ func (im *imageAgg) current() (string, *candidate) {
 	return best, bc
 }
 
+// finish renders the report. The trend comes first, so that each image's
+// days and scan events can go before the images are rendered, and each
+// image's aggregate goes once it is rendered: the builder shrinks as the
+// report grows.
 func (b *builder) finish(r *Report) {
+	b.byDigest, b.byRef, b.byTarget = nil, nil, nil
+	r.Trend = b.trend()
 	keys := slices.Sorted(maps.Keys(b.images))
 	type nsStat struct {
 		Namespace
@@ -594,6 +663,7 @@ func (b *builder) finish(r *Report) {
 			}
 		}
 		r.Images = append(r.Images, img)
+		delete(b.images, key)
 	}
 	for _, name := range slices.Sorted(maps.Keys(nsStats)) {
 		s := nsStats[name]
@@ -602,7 +672,6 @@ func (b *builder) finish(r *Report) {
 		s.CriticalFindings = s.Counts.Critical
 		r.Namespaces = append(r.Namespaces, s.Namespace)
 	}
-	r.Trend = b.trend()
 	r.Exceptions = b.exceptions(suppresses)
 }
 
@@ -685,10 +754,47 @@ func (b *builder) imageOut(im *imageAgg) (Image, map[string]scan.Verdict) {
 	return img, nsVerdicts
 }
 
-func sortedWorkloads(set map[Workload]bool) []Workload {
-	return slices.SortedFunc(maps.Keys(set), func(a, b Workload) int {
+func sortedWorkloads(set workloadSet) []Workload {
+	return slices.SortedFunc(slices.Values(set.list()), func(a, b Workload) int {
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Name, b.Name))
 	})
+}
+
+// workloadSet is a set of workloads: a slice while it is small (most
+// images run in one or two workloads of a namespace, and a map of one
+// entry costs ten times its slice), a map once it grows.
+type workloadSet struct {
+	small []Workload
+	large map[Workload]bool
+}
+
+const smallWorkloadSet = 8
+
+func (s *workloadSet) add(w Workload) {
+	if s.large != nil {
+		s.large[w] = true
+		return
+	}
+	if slices.Contains(s.small, w) {
+		return
+	}
+	if len(s.small) < smallWorkloadSet {
+		s.small = append(s.small, w)
+		return
+	}
+	s.large = make(map[Workload]bool, 2*smallWorkloadSet)
+	for _, x := range s.small {
+		s.large[x] = true
+	}
+	s.large[w] = true
+	s.small = nil
+}
+
+func (s *workloadSet) list() []Workload {
+	if s.large != nil {
+		return slices.Collect(maps.Keys(s.large))
+	}
+	return s.small
 }
 
 // findingsOut lists the failing and ignored findings of the combined
@@ -788,12 +894,15 @@ func (b *builder) trend() []Day {
 		}
 		return s
 	}
+	var buf []dayTally
 	for _, im := range b.images {
+		buf = dayTallies(buf, im.days)
 		slices.SortStableFunc(im.events, func(a, b scanEvent) int { return a.at.Compare(b.at) })
 		state := map[string]bool{} // manifest digest → critical or high, of the newest index digest
 		index := ""
 		next := 0
-		for _, d := range slices.Sorted(maps.Keys(im.days)) {
+		for _, t := range buf {
+			d := t.day * int64(day/time.Second)
 			end := time.Unix(d, 0).Add(day)
 			for ; next < len(im.events) && im.events[next].at.Before(end); next++ {
 				ev := im.events[next]
@@ -803,7 +912,6 @@ func (b *builder) trend() []Day {
 				state[ev.manifest] = ev.critHigh
 			}
 			s := get(d)
-			t := im.days[d]
 			s.Admissions += t.admissions()
 			s.Denials += t.denials()
 			s.Images++
@@ -821,6 +929,7 @@ func (b *builder) trend() []Day {
 			s := get(im.first.Truncate(day).Unix())
 			s.toMirrored = append(s.toMirrored, max(0, m.FirstMirrored.Sub(im.first).Seconds()))
 		}
+		im.days, im.events = nil, nil // read by nothing after the trend
 	}
 	out := []Day{}
 	for _, d := range slices.Sorted(maps.Keys(days)) {

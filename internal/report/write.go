@@ -1,6 +1,8 @@
 package report
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -31,11 +33,94 @@ func Write(w io.Writer, r *Report, format string) error {
 	return fmt.Errorf("unknown report format %q (want one of %s)", format, strings.Join(Formats, ", "))
 }
 
-// WriteJSON writes r as one indented JSON document.
+// WriteJSON writes r as one indented JSON document, the same bytes as
+// encoding/json's Encoder with SetIndent("", "  ") writes. It encodes one
+// element of the report's lists at a time, so that it never holds the
+// whole document (23 MB for 10,000 images).
 func WriteJSON(w io.Writer, r *Report) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(r)
+	jw := &jsonWriter{w: bufio.NewWriterSize(w, 64<<10)}
+	jw.enc = json.NewEncoder(&jw.buf)
+	jw.enc.SetIndent("    ", "  ")
+	jw.raw("{\n")
+	jw.field("schemaVersion", r.SchemaVersion)
+	jw.field("generated", r.Generated)
+	jw.field("since", r.Since)
+	jw.field("namespaceFilter", r.NamespaceFilter)
+	writeList(jw, "images", r.Images)
+	writeList(jw, "namespaces", r.Namespaces)
+	writeList(jw, "trend", r.Trend)
+	writeList(jw, "exceptions", r.Exceptions)
+	jw.field("lostRecords", r.LostRecords)
+	jw.raw("\n}\n")
+	if jw.err != nil {
+		return jw.err
+	}
+	return jw.w.Flush()
+}
+
+// jsonWriter writes the top level of WriteJSON's document; its encoder
+// indents values one level into a list.
+type jsonWriter struct {
+	w      *bufio.Writer
+	buf    bytes.Buffer
+	enc    *json.Encoder
+	fields int
+	err    error
+}
+
+func (jw *jsonWriter) raw(s string) {
+	if jw.err == nil {
+		_, jw.err = jw.w.WriteString(s)
+	}
+}
+
+// value writes v, indented as an element of a list in the document.
+func (jw *jsonWriter) value(v any) {
+	if jw.err != nil {
+		return
+	}
+	jw.buf.Reset()
+	if jw.err = jw.enc.Encode(v); jw.err == nil {
+		_, jw.err = jw.w.Write(bytes.TrimSuffix(jw.buf.Bytes(), []byte("\n")))
+	}
+}
+
+// key starts the next field of the document.
+func (jw *jsonWriter) key(name string) {
+	if jw.fields > 0 {
+		jw.raw(",\n")
+	}
+	jw.fields++
+	jw.raw(`  "` + name + `": `)
+}
+
+// field writes a field whose value is not a list. Its value is encoded
+// at a list's depth; that only changes the indentation of an object or a
+// list, which no such field holds.
+func (jw *jsonWriter) field(name string, v any) {
+	jw.key(name)
+	jw.value(v)
+}
+
+func writeList[T any](jw *jsonWriter, name string, list []T) {
+	jw.key(name)
+	switch {
+	case list == nil:
+		jw.raw("null")
+		return
+	case len(list) == 0:
+		jw.raw("[]")
+		return
+	}
+	jw.raw("[\n")
+	for i := range list {
+		if i > 0 {
+			jw.raw(",\n")
+		}
+		jw.raw("    ")
+		jw.value(&list[i])
+	}
+	jw.raw("\n  ]")
 }
 
 // CSVHeader is the header row of WriteCSV.

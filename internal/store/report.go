@@ -1,10 +1,13 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,11 +19,9 @@ import (
 // records holds only its aggregates in memory. The callback runs while the
 // query's cursor is open: it must not call the store.
 
-// AdmissionGroup aggregates the admission records of one UTC day that
+// AdmissionGroup aggregates the admission records of the window that
 // share everything but their time, uid, operation, container and user.
 type AdmissionGroup struct {
-	// Day is the UTC midnight the records' day starts at.
-	Day      time.Time
 	Endpoint string
 	// Namespace, Pod, OwnerKind and OwnerName are the workload, as in
 	// AdmissionRecord.
@@ -38,14 +39,31 @@ type AdmissionGroup struct {
 	DryRun     bool
 	Fallback   bool
 	Violations []Violation
-	// Records is how many records the group holds, Requests how many
-	// admission requests (distinct uids) they came from.
+	// Records is how many records the group holds; Requests how many
+	// admission requests they came from, counting a request once a UTC
+	// day (the sum of Days).
 	Records  int64
 	Requests int64
 	// First and Last are the times of its oldest and newest record.
 	First time.Time
 	Last  time.Time
+	// Days are the group's requests (distinct uids) per UTC day, oldest
+	// first.
+	Days []DayRequests
 }
+
+// DayRequests counts the requests of one UTC day.
+type DayRequests struct {
+	// Day is the day's number: its midnight is Day*24h after the Unix
+	// epoch (see Midnight). A number rather than a time.Time: a report
+	// holds one for each group and day, 600,000 of them for the ledger
+	// of docs/performance.md.
+	Day      int64
+	Requests int64
+}
+
+// Midnight is the UTC midnight the day starts at.
+func (d DayRequests) Midnight() time.Time { return time.UnixMilli(d.Day * dayMillis).UTC() }
 
 // CopySummary aggregates the copy records of one source, target and
 // result.
@@ -66,7 +84,8 @@ type CopySummary struct {
 // embeds it.
 type Summarizer interface {
 	// AdmissionGroups calls fn for each AdmissionGroup of the admission
-	// records matching q (Limit is ignored), oldest day first.
+	// records matching q (Limit is ignored), in the order of their newest
+	// record.
 	AdmissionGroups(ctx context.Context, q Query, fn func(*AdmissionGroup) error) error
 	// CopySummaries calls fn for each CopySummary of the copy records at
 	// or after since (zero: all).
@@ -83,7 +102,13 @@ var _ Summarizer = (*sqlStore)(nil)
 
 const dayMillis = 24 * 60 * 60 * 1000
 
-// AdmissionGroups implements Summarizer.
+// AdmissionGroups implements Summarizer. A GROUP BY over millions of
+// records costs the database a sort of all of them (COUNT(DISTINCT uid)
+// needs one in either driver); reading the records in time order through
+// the index on time and counting in a hash table costs a third of that.
+// Memory grows with the groups and with one day's distinct requests, not
+// with the records: uids are told apart within a day only, as the day is
+// part of what a request is counted by.
 func (s *sqlStore) AdmissionGroups(ctx context.Context, q Query, fn func(*AdmissionGroup) error) error {
 	var nsPat, imgPat *glob.Pattern
 	if q.Namespace != "" {
@@ -100,60 +125,342 @@ func (s *sqlStore) AdmissionGroups(ctx context.Context, q Query, fn func(*Admiss
 		}
 		imgPat = &p
 	}
-	// Grouping by ids and joining the names afterwards keeps the
-	// aggregation over small integers.
-	rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT g.day, COALESCE(ep.value, ''),
-		COALESCE(ns.name, ''), COALESCE(w.pod, ''), COALESCE(ok.value, ''), COALESCE(w.owner_name, ''),
-		COALESCE(i.ref, ''), COALESCE(t.ref, ''), COALESCE(d.digest, ''), COALESCE(ac.value, ''), COALESCE(r.value, ''),
-		g.flags, g.violations, g.records, g.requests, g.first_at, g.last_at
-		FROM (SELECT a.at / `+fmt.Sprint(dayMillis)+` AS day, a.endpoint, a.workload,
-				CASE WHEN a.normalized = 0 THEN a.image ELSE a.normalized END AS img,
-				a.target, a.digest, a.action, a.rule, a.flags, a.violations,
-				COUNT(*) AS records, COUNT(DISTINCT a.uid) AS requests, MIN(a.at) AS first_at, MAX(a.at) AS last_at
-			FROM admissions a WHERE a.at >= ?
-			GROUP BY 1, a.endpoint, a.workload, 4, a.target, a.digest, a.action, a.rule, a.flags, a.violations) g
-		LEFT JOIN names ep ON ep.id = g.endpoint
-		LEFT JOIN workloads w ON w.id = g.workload
-		LEFT JOIN namespaces ns ON ns.id = w.namespace
-		LEFT JOIN names ok ON ok.id = w.owner_kind
-		LEFT JOIN images i ON i.id = g.img
-		LEFT JOIN images t ON t.id = g.target
-		LEFT JOIN digests d ON d.id = g.digest
-		LEFT JOIN names ac ON ac.id = g.action
-		LEFT JOIN names r ON r.id = g.rule
-		ORDER BY g.day`), sinceMillis(q.Since))
+	groups, err := s.countAdmissions(ctx, q.Since)
 	if err != nil {
 		return s.wrap("summarising admission records", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var g AdmissionGroup
-		var day, flags, first, last int64
-		var violations sql.NullString
-		if err := rows.Scan(&day, &g.Endpoint, &g.Namespace, &g.Pod, &g.OwnerKind, &g.OwnerName,
-			&g.Image, &g.Target, &g.Digest, &g.Action, &g.Rule, &flags, &violations, &g.Records, &g.Requests, &first, &last); err != nil {
-			return s.wrap("summarising admission records", err)
-		}
+	out, err := s.resolveGroups(ctx, groups)
+	if err != nil {
+		return s.wrap("summarising admission records", err)
+	}
+	for i, r := range out {
+		out[i] = resolvedGroup{} // what fn keeps of it is fn's
+		g := r.group
 		if nsPat != nil && !nsPat.Match(g.Namespace) {
 			continue
 		}
 		if imgPat != nil && !imgPat.Match(g.Image) {
 			continue
 		}
-		g.Day = time.UnixMilli(day * dayMillis).UTC()
-		g.DryRun = flags&flagDryRun != 0
-		g.Fallback = flags&flagFallback != 0
-		g.First, g.Last = time.UnixMilli(first).UTC(), time.UnixMilli(last).UTC()
-		if violations.Valid {
-			if err := json.Unmarshal([]byte(violations.String), &g.Violations); err != nil {
-				return s.wrap("summarising admission records", fmt.Errorf("violations of %s: %w", g.Image, err))
-			}
-		}
-		if err := fn(&g); err != nil {
+		g.Days = slices.Clip(r.days)
+		if err := fn(g); err != nil {
 			return err
 		}
 	}
-	return s.wrap("summarising admission records", rows.Err())
+	return nil
+}
+
+// groupKey is what an AdmissionGroup's records share, as ids;
+// violations is an index into the distinct violation texts.
+type groupKey struct {
+	endpoint, workload, image, target, digest, action, rule, flags int64
+	violations                                                     int32
+}
+
+type groupCount struct {
+	key               groupKey
+	records           int64
+	first, last       int64
+	days              []DayRequests
+	violationsJSON    string
+	violationsPresent bool
+}
+
+// countAdmissions reads the admission records at or after since, oldest
+// first, and counts them per group and day. Reading the rows (the
+// driver's work) and counting them (ours) are about three to one in CPU,
+// so one goroutine reads batches of rows while this one counts the last.
+func (s *sqlStore) countAdmissions(ctx context.Context, since time.Time) ([]*groupCount, error) {
+	rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT a.at, a.uid, a.endpoint, a.workload,
+		CASE WHEN a.normalized = 0 THEN a.image ELSE a.normalized END, a.target, a.digest, a.action, a.rule, a.flags, a.violations
+		FROM admissions a WHERE a.at >= ? ORDER BY a.at`), sinceMillis(since))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	const inFlight = 4
+	full, free := make(chan *rowBatch, inFlight), make(chan *rowBatch, inFlight+2)
+	for range inFlight + 2 {
+		free <- &rowBatch{}
+	}
+	var violationTexts []string
+	var readErr error
+	go func() {
+		defer close(full)
+		violationTexts, readErr = readAdmissionRows(rows, free, full)
+	}()
+	var c admissionCounter
+	for b := range full {
+		c.count(b)
+		free <- b
+	}
+	// full is closed: the reader is done.
+	if readErr != nil {
+		return nil, readErr
+	}
+	for _, g := range c.groups {
+		if g.key.violations != 0 {
+			g.violationsJSON, g.violationsPresent = violationTexts[g.key.violations], true
+		}
+	}
+	return c.groups, nil
+}
+
+// admissionRow is what countAdmissions reads of a record; its uid is
+// uids[uidFrom:uidTo] of its batch.
+type admissionRow struct {
+	at             int64
+	key            groupKey
+	uidFrom, uidTo int32
+}
+
+type rowBatch struct {
+	rows []admissionRow
+	uids []byte
+}
+
+const rowBatchSize = 1024
+
+// readAdmissionRows reads rows into batches taken from free and sends
+// them to full. It interns the violation texts: the index 0 is none.
+func readAdmissionRows(rows *sql.Rows, free <-chan *rowBatch, full chan<- *rowBatch) ([]string, error) {
+	violations := map[string]int32{}
+	texts := []string{""}
+	b := <-free
+	b.rows, b.uids = b.rows[:0], b.uids[:0]
+	var r admissionRow
+	var uid, viol sql.RawBytes
+	k := &r.key
+	for rows.Next() {
+		if err := rows.Scan(&r.at, &uid, &k.endpoint, &k.workload, &k.image, &k.target, &k.digest, &k.action, &k.rule, &k.flags, &viol); err != nil {
+			return nil, err
+		}
+		k.violations = 0
+		if viol != nil {
+			v, ok := violations[string(viol)]
+			if !ok {
+				v = int32(len(texts))
+				texts = append(texts, string(viol))
+				violations[texts[v]] = v
+			}
+			k.violations = v
+		}
+		r.uidFrom = int32(len(b.uids))
+		b.uids = append(b.uids, uid...)
+		r.uidTo = int32(len(b.uids))
+		b.rows = append(b.rows, r)
+		if len(b.rows) == rowBatchSize {
+			full <- b
+			b = <-free
+			b.rows, b.uids = b.rows[:0], b.uids[:0]
+		}
+	}
+	if len(b.rows) > 0 {
+		full <- b
+	}
+	return texts, rows.Err()
+}
+
+// admissionCounter counts rows per group and day, in time order.
+type admissionCounter struct {
+	byKey  map[groupKey]int32
+	groups []*groupCount
+	// seen holds the requests counted on the current day, by group and
+	// uid: most uids fit a shortUID (a UUID is 16 bytes), others go to
+	// seenLong, keyed by the group's 4 bytes and the uid.
+	seen     map[shortUID]struct{}
+	seenLong map[string]struct{}
+	buf      []byte
+	day      int64
+	started  bool
+}
+
+type shortUID struct {
+	group int32
+	n     uint8
+	uid   [23]byte
+}
+
+func (c *admissionCounter) count(b *rowBatch) {
+	if c.byKey == nil {
+		c.byKey, c.seen, c.seenLong = map[groupKey]int32{}, map[shortUID]struct{}{}, map[string]struct{}{}
+	}
+	for i := range b.rows {
+		r := &b.rows[i]
+		gi, ok := c.byKey[r.key]
+		if !ok {
+			gi = int32(len(c.groups))
+			c.byKey[r.key] = gi
+			c.groups = append(c.groups, &groupCount{key: r.key, first: r.at, last: r.at})
+		}
+		g := c.groups[gi]
+		g.records++
+		g.first, g.last = min(g.first, r.at), max(g.last, r.at)
+		if d := floorDiv(r.at, dayMillis); d != c.day || !c.started {
+			c.day, c.started = d, true
+			clear(c.seen)
+			clear(c.seenLong)
+		}
+		if !c.firstOfDay(gi, b.uids[r.uidFrom:r.uidTo]) {
+			continue
+		}
+		if n := len(g.days); n > 0 && g.days[n-1].Day == c.day {
+			g.days[n-1].Requests++
+		} else {
+			g.days = append(g.days, DayRequests{Day: c.day, Requests: 1})
+		}
+	}
+}
+
+// firstOfDay says whether uid is new in group gi today, and remembers it.
+func (c *admissionCounter) firstOfDay(gi int32, uid []byte) bool {
+	if len(uid) <= len(shortUID{}.uid) {
+		k := shortUID{group: gi, n: uint8(len(uid))}
+		copy(k.uid[:], uid)
+		if _, ok := c.seen[k]; ok {
+			return false
+		}
+		c.seen[k] = struct{}{}
+		return true
+	}
+	c.buf = binary.LittleEndian.AppendUint32(c.buf[:0], uint32(gi))
+	c.buf = append(c.buf, uid...)
+	if _, ok := c.seenLong[string(c.buf)]; ok {
+		return false
+	}
+	c.seenLong[string(c.buf)] = struct{}{}
+	return true
+}
+
+// floorDiv is a / b rounded down, as a day number for a time before 1970
+// too.
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
+}
+
+// resolvedGroup is a group named, without its days.
+type resolvedGroup struct {
+	group *AdmissionGroup
+	days  []DayRequests
+}
+
+// resolveGroups names the ids of the groups and orders them by their
+// newest record.
+func (s *sqlStore) resolveGroups(ctx context.Context, groups []*groupCount) ([]resolvedGroup, error) {
+	names, images, digests, workloads := map[int64]string{}, map[int64]string{}, map[int64]string{}, map[int64]workloadNames{}
+	for _, g := range groups {
+		k := g.key
+		names[k.endpoint], names[k.action], names[k.rule] = "", "", ""
+		images[k.image], images[k.target] = "", ""
+		digests[k.digest] = ""
+		workloads[k.workload] = workloadNames{}
+	}
+	if err := s.lookup(ctx, `SELECT id, value FROM names`, names); err != nil {
+		return nil, err
+	}
+	if err := s.lookup(ctx, `SELECT id, ref FROM images`, images); err != nil {
+		return nil, err
+	}
+	if err := s.lookup(ctx, `SELECT id, digest FROM digests`, digests); err != nil {
+		return nil, err
+	}
+	if err := s.lookupWorkloads(ctx, workloads); err != nil {
+		return nil, err
+	}
+	out := make([]resolvedGroup, 0, len(groups))
+	for i, c := range groups {
+		groups[i] = nil
+		k := c.key
+		w := workloads[k.workload]
+		g := &AdmissionGroup{Endpoint: names[k.endpoint], Namespace: w.namespace, Pod: w.pod, OwnerKind: w.ownerKind, OwnerName: w.ownerName,
+			Image: images[k.image], Target: images[k.target], Digest: digests[k.digest], Action: names[k.action], Rule: names[k.rule],
+			DryRun: k.flags&flagDryRun != 0, Fallback: k.flags&flagFallback != 0, Records: c.records,
+			First: time.UnixMilli(c.first).UTC(), Last: time.UnixMilli(c.last).UTC()}
+		for _, d := range c.days {
+			g.Requests += d.Requests
+		}
+		if c.violationsPresent {
+			if err := json.Unmarshal([]byte(c.violationsJSON), &g.Violations); err != nil {
+				return nil, fmt.Errorf("violations of %s: %w", g.Image, err)
+			}
+		}
+		out = append(out, resolvedGroup{g, c.days})
+	}
+	slices.SortFunc(out, func(x, y resolvedGroup) int {
+		a, b := x.group, y.group
+		return cmp.Or(a.Last.Compare(b.Last), a.First.Compare(b.First), cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Image, b.Image),
+			cmp.Compare(a.Endpoint, b.Endpoint), cmp.Compare(a.OwnerKind, b.OwnerKind), cmp.Compare(a.OwnerName, b.OwnerName), cmp.Compare(a.Pod, b.Pod),
+			cmp.Compare(a.Target, b.Target), cmp.Compare(a.Digest, b.Digest), cmp.Compare(a.Action, b.Action), cmp.Compare(a.Rule, b.Rule),
+			compareBool(a.DryRun, b.DryRun), compareBool(a.Fallback, b.Fallback), cmp.Compare(violationsText(a.Violations), violationsText(b.Violations)))
+	})
+	return out, nil
+}
+
+func compareBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
+}
+
+func violationsText(vs []Violation) string {
+	if len(vs) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(vs)
+	return string(b)
+}
+
+// lookup fills the values of the ids in m from query, which selects id
+// and value of a lookup table; ids the table lacks (0, none) stay "".
+func (s *sqlStore) lookup(ctx context.Context, query string, m map[int64]string) error {
+	rows, err := s.db.QueryContext(ctx, query)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var id int64
+	var v sql.RawBytes
+	for rows.Next() {
+		if err := rows.Scan(&id, &v); err != nil {
+			return err
+		}
+		if _, ok := m[id]; ok {
+			m[id] = string(v)
+		}
+	}
+	return rows.Err()
+}
+
+type workloadNames struct {
+	namespace, pod, ownerKind, ownerName string
+}
+
+func (s *sqlStore) lookupWorkloads(ctx context.Context, m map[int64]workloadNames) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT w.id, COALESCE(ns.name, ''), w.pod, COALESCE(ok.value, ''), w.owner_name
+		FROM workloads w LEFT JOIN namespaces ns ON ns.id = w.namespace LEFT JOIN names ok ON ok.id = w.owner_kind`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var id int64
+	var ns, pod, kind, name sql.RawBytes
+	for rows.Next() {
+		if err := rows.Scan(&id, &ns, &pod, &kind, &name); err != nil {
+			return err
+		}
+		if _, ok := m[id]; ok {
+			m[id] = workloadNames{namespace: string(ns), pod: string(pod), ownerKind: string(kind), ownerName: string(name)}
+		}
+	}
+	return rows.Err()
 }
 
 // CopySummaries implements Summarizer.

@@ -29,10 +29,13 @@ func testSummaries(t *testing.T, s Store) {
 		nginx(1*time.Hour, "u1", "shop", EndpointMutate),
 		nginx(1*time.Hour+time.Second, "u1", "shop", EndpointMutate),
 		nginx(2*time.Hour, "u2", "shop", EndpointMutate),
-		// The next day.
+		// The next day, with u2 seen again: a request counts once a day.
 		nginx(26*time.Hour, "u3", "shop", EndpointMutate),
-		// Another namespace.
-		nginx(3*time.Hour, "u4", "payments", EndpointMutate),
+		nginx(26*time.Hour+time.Second, "u2", "shop", EndpointMutate),
+		// Another namespace, and a uid too long for the short form: one
+		// request all the same.
+		nginx(3*time.Hour, "not-a-uuid-and-longer-than-23-bytes", "payments", EndpointMutate),
+		nginx(3*time.Hour, "not-a-uuid-and-longer-than-23-bytes", "payments", EndpointMutate),
 	}
 	denied := AdmissionRecord{Time: day.Add(4 * time.Hour), UID: "u5", Operation: "CREATE", Endpoint: EndpointValidate,
 		Namespace: "shop", Pod: "debug", Image: "busybox", Normalized: "docker.io/library/busybox:latest", Action: "deny",
@@ -65,38 +68,33 @@ func testSummaries(t *testing.T, s Store) {
 		t.Fatal(err)
 	}
 
-	t.Run("admission groups aggregate records by day, workload and decision", func(t *testing.T) {
+	t.Run("admission groups aggregate records by workload and decision, with requests by day", func(t *testing.T) {
 		var got []AdmissionGroup
 		if err := s.AdmissionGroups(ctx, Query{Since: day}, func(g *AdmissionGroup) error { got = append(got, *g); return nil }); err != nil {
 			t.Fatal(err)
 		}
-		type key struct {
-			day       int
-			ns, image string
-			action    string
-		}
+		type key struct{ ns, image, action string }
 		type agg struct {
 			records, requests int64
 			first, last       time.Time
+			days              []DayRequests
 		}
 		sum := map[key]agg{}
 		for _, g := range got {
-			k := key{int(g.Day.Sub(day) / (24 * time.Hour)), g.Namespace, g.Image, g.Action}
-			a := sum[k]
-			a.records += g.Records
-			a.requests += g.Requests
-			a.first, a.last = g.First, g.Last
-			sum[k] = a
-			if !g.Day.Equal(g.First.Truncate(24 * time.Hour)) {
-				t.Errorf("group %+v: day %v is not the day of its first record", g, g.Day)
+			k := key{g.Namespace, g.Image, g.Action}
+			if _, dup := sum[k]; dup {
+				t.Errorf("two groups of %+v", k)
 			}
+			sum[k] = agg{g.Records, g.Requests, g.First, g.Last, g.Days}
 		}
+		today := day.Unix() / (24 * 60 * 60)
+		next := today + 1
 		want := map[key]agg{
-			{0, "shop", "docker.io/library/nginx:1.27", "swap"}:     {3, 2, day.Add(time.Hour), day.Add(2 * time.Hour)},
-			{1, "shop", "docker.io/library/nginx:1.27", "swap"}:     {1, 1, day.Add(26 * time.Hour), day.Add(26 * time.Hour)},
-			{0, "payments", "docker.io/library/nginx:1.27", "swap"}: {1, 1, day.Add(3 * time.Hour), day.Add(3 * time.Hour)},
-			{0, "shop", "docker.io/library/busybox:latest", "deny"}: {1, 1, day.Add(4 * time.Hour), day.Add(4 * time.Hour)},
-			{0, "shop", "Not A Ref", "keep"}:                        {1, 1, day.Add(5 * time.Hour), day.Add(5 * time.Hour)},
+			{"shop", "docker.io/library/nginx:1.27", "swap"}: {5, 4, day.Add(time.Hour), day.Add(26*time.Hour + time.Second),
+				[]DayRequests{{today, 2}, {next, 2}}},
+			{"payments", "docker.io/library/nginx:1.27", "swap"}: {2, 1, day.Add(3 * time.Hour), day.Add(3 * time.Hour), []DayRequests{{today, 1}}},
+			{"shop", "docker.io/library/busybox:latest", "deny"}: {1, 1, day.Add(4 * time.Hour), day.Add(4 * time.Hour), []DayRequests{{today, 1}}},
+			{"shop", "Not A Ref", "keep"}:                        {1, 1, day.Add(5 * time.Hour), day.Add(5 * time.Hour), []DayRequests{{today, 1}}},
 		}
 		if !reflect.DeepEqual(sum, want) {
 			t.Errorf("groups:\n got %+v\nwant %+v", sum, want)
@@ -111,9 +109,12 @@ func testSummaries(t *testing.T, s Store) {
 				t.Errorf("a swap's group lost fields: %+v", g)
 			}
 		}
+		if m := got[0].Days[0].Midnight(); !m.Equal(day) {
+			t.Errorf("the first day's midnight is %v, want %v", m, day)
+		}
 		for i := 1; i < len(got); i++ {
-			if got[i].Day.Before(got[i-1].Day) {
-				t.Errorf("groups are not oldest day first: %v after %v", got[i].Day, got[i-1].Day)
+			if got[i].Last.Before(got[i-1].Last) {
+				t.Errorf("groups are not in the order of their newest record: %v after %v", got[i].Last, got[i-1].Last)
 			}
 		}
 	})
@@ -122,8 +123,8 @@ func testSummaries(t *testing.T, s Store) {
 		if err := s.AdmissionGroups(ctx, Query{Namespace: "pay*"}, func(g *AdmissionGroup) error { n += g.Records; return nil }); err != nil {
 			t.Fatal(err)
 		}
-		if n != 1 {
-			t.Errorf("payments holds %d records, want 1", n)
+		if n != 2 {
+			t.Errorf("payments holds %d records, want 2", n)
 		}
 		if err := s.AdmissionGroups(ctx, Query{Namespace: "a b"}, func(*AdmissionGroup) error { return nil }); err == nil || !strings.Contains(err.Error(), "namespace") {
 			t.Errorf("a bad glob gave %v, want an error naming the namespace", err)

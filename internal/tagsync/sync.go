@@ -335,7 +335,9 @@ func Loop(ctx context.Context, options func() Options) {
 			return
 		case <-t.C:
 		}
-		if _, err := Pass(ctx, options()); err != nil && !errors.Is(err, context.Canceled) && o.Logger != nil {
+		// The configuration as it is now, not as it was an interval ago.
+		o = options()
+		if _, err := Pass(ctx, o); err != nil && !errors.Is(err, context.Canceled) && o.Logger != nil {
 			o.Logger.Warn("sync pass failed", "error", err)
 		}
 	}

@@ -2,7 +2,6 @@ package vulngate_test
 
 import (
 	"context"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -81,7 +80,7 @@ func (r *replica) claims(t *testing.T, result string) int {
 // once per platform manifest in all; both answer with its findings.
 func TestReplicasOnOnePostgresScanOnce(t *testing.T) {
 	f := newFixture(t)
-	writeFile(t, filepath.Join(f.dir, "sleep"), "1")
+	f.scanner.Sleep(t, "1")
 	pg := storetest.StartPostgres(t)
 	replicas := []*replica{f.replica(t, pg, "replica-a", 5*time.Second), f.replica(t, pg, "replica-b", 5*time.Second)}
 

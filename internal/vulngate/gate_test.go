@@ -2,7 +2,6 @@ package vulngate_test
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -24,21 +23,6 @@ import (
 	"github.com/image-swapper/image-swapper/internal/vulngate"
 )
 
-// scannerScript is a scanner command for the tests: it prints the report
-// named after the scanned digest (REPORTS/<hex>.json, else
-// REPORTS/default.json), after sleeping REPORTS/sleep seconds when that
-// file exists, and fails while REPORTS/fail exists. Each run appends the
-// image it was given to REPORTS/runs.
-const scannerScript = `#!/bin/sh
-dir=$1
-for last; do :; done
-echo "$last" >> "$dir/runs"
-if [ -f "$dir/sleep" ]; then sleep "$(cat "$dir/sleep")"; fi
-if [ -f "$dir/fail" ]; then echo "scanner exploded" >&2; exit 3; fi
-d=${last##*@sha256:}
-if [ -f "$dir/$d.json" ]; then cat "$dir/$d.json"; else cat "$dir/default.json"; fi
-`
-
 // fixture is a registry holding one two-platform image, a scanner
 // reporting recorded Trivy reports for it, and a SQLite store.
 type fixture struct {
@@ -47,14 +31,14 @@ type fixture struct {
 	image     reference.Reference // the index, by tag
 	index     string
 	platforms []registry.PlatformManifest
-	dir       string // the scanner's reports
+	scanner   *testenv.ReportScanner
 	storePath string
 	scanning  config.Scanning
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{reg: registrytest.New(t), dir: t.TempDir(), storePath: filepath.Join(t.TempDir(), "state.db")}
+	f := &fixture{reg: registrytest.New(t), storePath: filepath.Join(t.TempDir(), "state.db")}
 	f.index = f.reg.PushIndex(t, "team/app:1.0", 1, "linux/amd64", "linux/arm64")
 	var err error
 	if f.image, err = reference.Parse(f.reg.Ref("team/app:1.0")); err != nil {
@@ -73,49 +57,16 @@ func newFixture(t *testing.T) *fixture {
 	if len(f.platforms) != 2 {
 		t.Fatalf("platform manifests = %v, want 2", f.platforms)
 	}
-	script := filepath.Join(f.dir, "scanner.sh")
-	writeFile(t, script, scannerScript)
 	// amd64 has CVE-2099-0001 (CRITICAL); arm64 and anything else has the
 	// Alpine 3.10 report (MEDIUM findings only).
-	copyFile(t, "../scan/testdata/trivy/trivy-0.74-synthetic-alpine.json", filepath.Join(f.dir, hexOf(f.platforms[0].Digest)+".json"))
-	copyFile(t, "../scan/testdata/trivy/alpine-310.json", filepath.Join(f.dir, "default.json"))
-	f.scanning = config.Scanning{
-		Enabled: true, Provider: "trivy", FailOnCritical: true,
-		Command: []string{"sh", script, f.dir},
-	}
+	f.scanner = testenv.NewReportScanner(t, "../scan/testdata/trivy/alpine-310.json")
+	f.scanner.Report(t, f.platforms[0].Digest, "../scan/testdata/trivy/trivy-0.74-synthetic-alpine.json")
+	f.scanning = config.Scanning{Enabled: true, Provider: "trivy", FailOnCritical: true, Command: f.scanner.Command}
 	return f
 }
 
-func hexOf(digest string) string { return strings.TrimPrefix(digest, "sha256:") }
-
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o755); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func copyFile(t *testing.T, from, to string) {
-	t.Helper()
-	data, err := os.ReadFile(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, to, string(data))
-}
-
 // runs lists the images the scanner was run on.
-func (f *fixture) runs(t *testing.T) []string {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(f.dir, "runs"))
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.Fields(string(data))
-}
+func (f *fixture) runs(t *testing.T) []string { return f.scanner.Runs(t) }
 
 // open opens the fixture's store and a gate on it; both close when the
 // test ends (the writer first, which flushes the scans it holds).
@@ -178,7 +129,7 @@ func TestLookupScansEachPlatformOnceAndRemembersItsFindings(t *testing.T) {
 
 func TestManyLookupsOfOneImageMakeOneScanPerPlatform(t *testing.T) {
 	f := newFixture(t)
-	writeFile(t, filepath.Join(f.dir, "sleep"), "0.5")
+	f.scanner.Sleep(t, "0.5")
 	g, _, _ := f.open(t, f.scanning)
 	done := make(chan scan.ImageScan)
 	for range 20 {
@@ -255,7 +206,7 @@ func TestAStaleVerdictStaysWhileItIsRescanned(t *testing.T) {
 		t.Fatalf("Lookup = %+v", got)
 	}
 	// The scanner now takes long; a stale verdict must answer at once.
-	writeFile(t, filepath.Join(f.dir, "sleep"), "2")
+	f.scanner.Sleep(t, "2")
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	got := g.Lookup(ctx, f.image, nil)
@@ -267,7 +218,7 @@ func TestAStaleVerdictStaysWhileItIsRescanned(t *testing.T) {
 
 func TestAFailedScanIsAnErrorAndIsNotRunAgainAtOnce(t *testing.T) {
 	f := newFixture(t)
-	writeFile(t, filepath.Join(f.dir, "fail"), "")
+	f.scanner.Fail(t)
 	s := f.scanning
 	g, _, _ := f.open(t, s)
 	got := g.Lookup(context.Background(), f.image, nil)
@@ -288,7 +239,7 @@ func TestAFailedScanIsAnErrorAndIsNotRunAgainAtOnce(t *testing.T) {
 
 func TestLookupIsPendingWhenTheScanOutlastsTheBudget(t *testing.T) {
 	f := newFixture(t)
-	writeFile(t, filepath.Join(f.dir, "sleep"), "1")
+	f.scanner.Sleep(t, "1")
 	g, _, _ := f.open(t, f.scanning)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -453,7 +404,7 @@ func TestEngineScanVerdicts(t *testing.T) {
 
 func TestEnginePendingPolicies(t *testing.T) {
 	f := newFixture(t)
-	writeFile(t, filepath.Join(f.dir, "sleep"), "2")
+	f.scanner.Sleep(t, "2")
 	g, _, _ := f.open(t, f.scanning)
 	cases := []struct {
 		pending config.PendingPolicy

@@ -292,7 +292,7 @@ func (s *Server) validate(ctx context.Context, req *podRequest, out *outcome) (*
 			switch v.Mode {
 			case config.ModeEnforce:
 				msg := fmt.Sprintf("%s: %s%s", im.what, image, v.Message)
-				if len(allowList) > 0 && v.Rule != "policies.allowList" && !strings.HasPrefix(v.Rule, engine.RuleScanning) {
+				if len(allowList) > 0 && !strings.HasSuffix(v.Rule, ".allowList") && !strings.HasPrefix(v.Rule, engine.RuleScanning) {
 					msg += fmt.Sprintf(" (allowed: %s)", strings.Join(allowList, ", "))
 				}
 				out.denials = append(out.denials, msg)

@@ -59,6 +59,7 @@ func TestAdmission(t *testing.T) {
 	t.Run("gate", s.testGate)
 	t.Run("vulnerability gate", s.testVulnerabilityGate)
 	t.Run("certificate rotation", s.testCertRotation)
+	t.Run("image policies", s.testImagePolicies)
 }
 
 // eventually calls check every interval until it returns nil or timeout

@@ -86,6 +86,9 @@ func (s *suite) serverKubeconfig(t *testing.T) string {
 		Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}},
 			{APIGroups: []string{""}, Resources: []string{"secrets", "serviceaccounts"}, Verbs: []string{"get"}},
+			// As the chart's <release>-policies ClusterRole.
+			{APIGroups: []string{"policy.image-swapper.io"}, Resources: []string{"clusterimagepolicies", "imagepolicies"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{"policy.image-swapper.io"}, Resources: []string{"clusterimagepolicies/status", "imagepolicies/status"}, Verbs: []string{"update"}},
 		},
 	}
 	if _, err := s.kube.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
