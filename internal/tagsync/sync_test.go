@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/image-swapper/image-swapper/internal/config"
 	"github.com/image-swapper/image-swapper/internal/engine"
 	"github.com/image-swapper/image-swapper/internal/reference"
@@ -207,5 +209,38 @@ func TestAFailedTagIsReportedAndThePassGoesOn(t *testing.T) {
 	got := f.pass(t, tagsync.Options{Engine: f.engine(t, ""), Metrics: tagsync.NewMetrics(nil)})
 	if got.Outcome != tagsync.Failed || got.Detail == "" {
 		t.Fatalf("tag = %+v, want failed with the error", got)
+	}
+}
+
+func TestLoopPassesEveryIntervalWithTheConfigurationOfTheMoment(t *testing.T) {
+	f := newFixture(t)
+	moved := f.src.PushIndex(t, "team/app:1.0", 1, "linux/amd64")
+	e := f.engine(t, "")
+	// Below the configurable minimum, for the test's sake.
+	e.Config().Mirroring.Sync.Interval = &metav1.Duration{Duration: 20 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	calls := make(chan struct{}, 100)
+	go func() {
+		defer close(done)
+		tagsync.Loop(ctx, func() tagsync.Options {
+			select {
+			case calls <- struct{}{}:
+			default:
+			}
+			return tagsync.Options{Engine: e, Ledger: f.st, Registry: f.client}
+		})
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for f.dst.Digest(t, "mirror/team/app:1.0") != moved {
+		if time.Now().After(deadline) {
+			t.Fatal("the loop did not move the tag")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if len(calls) < 2 {
+		t.Errorf("options was asked %d times, want before each wait and each pass", len(calls))
 	}
 }

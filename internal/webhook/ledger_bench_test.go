@@ -3,18 +3,12 @@ package webhook_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -31,6 +25,7 @@ import (
 
 	"github.com/image-swapper/image-swapper/internal/config"
 	"github.com/image-swapper/image-swapper/internal/store"
+	"github.com/image-swapper/image-swapper/internal/testenv"
 	"github.com/image-swapper/image-swapper/internal/webhook"
 )
 
@@ -79,7 +74,7 @@ func BenchmarkLedgerLatencyAt1000PerSecond(b *testing.B) {
 	if err := os.WriteFile(configPath, []byte("sourceRegistries: [docker.io, quay.io]\ntargetRegistry: registry.example.com\n"), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	certFile, keyFile, pool := writeBenchCert(b, dir)
+	certFile, keyFile, pool := testenv.WriteServingCert(b, dir)
 	body := readBenchBody(b, nil)
 
 	st, err := store.OpenSQLite(context.Background(), filepath.Join(dir, "state", "state.db"))
@@ -416,45 +411,4 @@ func pct(ds []time.Duration, p float64) time.Duration {
 	i := int(float64(len(ds))*p/100+0.5) - 1
 	i = max(0, min(i, len(ds)-1))
 	return ds[i].Round(time.Microsecond)
-}
-
-// writeBenchCert writes a self-signed serving certificate for 127.0.0.1.
-func writeBenchCert(b *testing.B, dir string) (certFile, keyFile string, pool *x509.CertPool) {
-	b.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		b.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "127.0.0.1"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		b.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		b.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	for path, block := range map[string]*pem.Block{certFile: {Type: "CERTIFICATE", Bytes: der}, keyFile: {Type: "EC PRIVATE KEY", Bytes: keyDER}} {
-		if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
-			b.Fatal(err)
-		}
-	}
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return certFile, keyFile, pool
 }

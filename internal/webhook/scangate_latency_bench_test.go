@@ -61,7 +61,7 @@ func BenchmarkScanGateLatencyAt1000PerSecond(b *testing.B) {
 	base := fmt.Sprintf("registries:\n  %q: {insecure: true}\n", reg.Host)
 	gated := base + fmt.Sprintf("security:\n  scanning:\n    enabled: true\n    provider: trivy\n    failOnCritical: true\n    command: [%q, %q, %q]\n",
 		scanner.Command[0], scanner.Command[1], scanner.Command[2])
-	certFile, keyFile, pool := writeBenchCert(b, dir)
+	certFile, keyFile, pool := testenv.WriteServingCert(b, dir)
 	server := func(name, cfg string, scans *vulngate.Gate) *benchServer {
 		path := filepath.Join(dir, name)
 		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
