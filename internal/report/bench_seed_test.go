@@ -91,9 +91,9 @@ func TestWriteBenchLedger(t *testing.T) {
 	t.Logf("wrote 1,000,000 admission records of 10,000 images in %s", time.Since(start).Round(time.Millisecond))
 }
 
-// BenchmarkBuildBenchLedger builds and writes the report (-o json) of the
-// ledger TestWriteBenchLedger wrote to IMAGE_SWAPPER_BENCH_SQLITE or
-// IMAGE_SWAPPER_BENCH_POSTGRES (a DSN), over the last 30 days; it is
+// BenchmarkBuildBenchLedger builds and writes the report, in each format,
+// of the ledger TestWriteBenchLedger wrote to IMAGE_SWAPPER_BENCH_SQLITE
+// or IMAGE_SWAPPER_BENCH_POSTGRES (a DSN), over the last 30 days; it is
 // skipped without either. Run it with -cpuprofile or -memprofile to see
 // where a report's time goes.
 func BenchmarkBuildBenchLedger(b *testing.B) {
@@ -113,14 +113,18 @@ func BenchmarkBuildBenchLedger(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	for b.Loop() {
-		now := time.Now()
-		r, err := Build(ctx, st, Options{Since: now.Add(-30 * 24 * time.Hour), Now: now})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := WriteJSON(io.Discard, r); err != nil {
-			b.Fatal(err)
-		}
+	for _, format := range Formats {
+		b.Run(format, func(b *testing.B) {
+			for b.Loop() {
+				now := time.Now()
+				r, err := Build(ctx, st, Options{Since: now.Add(-30 * 24 * time.Hour), Now: now})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := Write(io.Discard, r, format); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

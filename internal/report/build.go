@@ -297,7 +297,8 @@ func (b *builder) addGroup(g *store.AdmissionGroup) error {
 	return nil
 }
 
-// groupTally counts requests requests of g.
+// groupTally is the tally of requests of g (its requests, or one
+// day's), which /validate recorded when validate.
 func groupTally(g *store.AdmissionGroup, validate bool, requests int64) tally {
 	var t tally
 	if validate {

@@ -3,9 +3,9 @@
 // which fail policy, which exceptions apply, and how that changed day by
 // day.
 //
-// Build aggregates in the database and streams what it reads, so that the
-// report holds one aggregate per image, namespace and day, never the
-// ledger's records. Writers render a Report as a table, JSON (the schema in
+// Build streams what it reads from the store and aggregates it as it
+// reads, so that the report holds one aggregate per image, namespace and
+// day, never the ledger's records. Writers render a Report as a table, JSON (the schema in
 // docs/reports.md), CSV, PolicyReports or one HTML page.
 package report
 

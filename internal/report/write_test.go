@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -41,5 +42,25 @@ func TestReportJSONStreamsWhatTheEncoderWrites(t *testing.T) {
 				t.Errorf("WriteJSON differs from encoding/json:\n got %s\nwant %s", got.Bytes(), want.Bytes())
 			}
 		})
+	}
+}
+
+func TestReportWorkloadSetKeepsEachWorkloadOnce(t *testing.T) {
+	for _, n := range []int{1, smallWorkloadSet, smallWorkloadSet + 1, 100} {
+		var s workloadSet
+		for round := range 2 {
+			for i := range n {
+				s.add(Workload{Namespace: "shop", Kind: "Job", Name: fmt.Sprintf("backup-%03d", i)})
+			}
+			got := sortedWorkloads(s)
+			if len(got) != n {
+				t.Fatalf("%d workloads added %d times: the set holds %d", n, round+1, len(got))
+			}
+			for i, w := range got {
+				if want := fmt.Sprintf("backup-%03d", i); w.Name != want {
+					t.Fatalf("%d workloads: [%d] is %q, want %q", n, i, w.Name, want)
+				}
+			}
+		}
 	}
 }

@@ -14,10 +14,12 @@ import (
 	"github.com/image-swapper/image-swapper/internal/glob"
 )
 
-// The read methods of this file aggregate in SQL and stream their result
-// through a callback, one row at a time, so that a report over millions of
-// records holds only its aggregates in memory. The callback runs while the
-// query's cursor is open: it must not call the store.
+// The read methods of this file stream their result through a callback,
+// one aggregate at a time, so that a report over millions of records holds
+// only its aggregates in memory. CopySummaries, LatestScans and
+// ScanSummaries aggregate in SQL and call back while the query's cursor is
+// open: the callback must not call the store. AdmissionGroups counts the
+// records as it reads them (see there) and calls back once they are read.
 
 // AdmissionGroup aggregates the admission records of the window that
 // share everything but their time, uid, operation, container and user.
