@@ -11,12 +11,15 @@
 #            .ci/tools.sh apt docker-registry      # installs missing Debian packages
 #            .ci/tools.sh crane                    # builds crane; prints its path
 #            .ci/tools.sh trivy                    # builds trivy; prints its path
+#            .ci/tools.sh promtool                 # builds promtool; prints its path
 #
 # Environment:
 #   IMAGE_SWAPPER_TOOLS_CACHE  cache root (default ~/.cache/image-swapper)
 #   HELM3_VERSION, HELM4_VERSION  versions built by "helm" (defaults below)
 #   CRANE_VERSION              version built by "crane" (default below)
 #   TRIVY_VERSION              version built by "trivy" (default below)
+#   PROMTOOL_VERSION           version of the prometheus module built by
+#                              "promtool" (default below)
 
 TOOLS_CACHE="${IMAGE_SWAPPER_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/image-swapper}"
 HELM3_VERSION="${HELM3_VERSION:-v3.22.0}"
@@ -24,6 +27,8 @@ HELM4_VERSION="${HELM4_VERSION:-v4.3.1}"
 KUBE_VERSION="${KUBE_VERSION:-v1.37.2}"
 CRANE_VERSION="${CRANE_VERSION:-v0.22.1}"
 TRIVY_VERSION="${TRIVY_VERSION:-v0.74.0}"
+# The prometheus module's v0.3XX.Y is Prometheus 3.XX.Y.
+PROMTOOL_VERSION="${PROMTOOL_VERSION:-v0.316.0}"
 
 # tools_log writes progress to stderr so that stdout carries only results.
 tools_log() {
@@ -238,6 +243,34 @@ tools_build_trivy() {
 		-o trivy github.com/aquasecurity/trivy/cmd/trivy >&2
 }
 
+# tools_promtool [VERSION] builds Prometheus's promtool (default
+# $PROMTOOL_VERSION, a version of the github.com/prometheus/prometheus
+# module) unless it is cached, and prints the path of the binary.
+# test/deploy runs "promtool check rules" and "promtool test rules" on the
+# alerting rules in deploy/monitoring.
+tools_promtool() {
+	local version="${1:-$PROMTOOL_VERSION}"
+	tools_cached_build "promtool $version" "$TOOLS_CACHE/promtool-$version/promtool" tools_build_promtool "$version"
+}
+
+# tools_build_promtool VERSION builds promtool in the current directory, in
+# a throwaway module that requires prometheus: "go install pkg@version"
+# refuses it (its go.mod has replace and exclude directives). The version
+# is stamped the way Prometheus's release builds do it, for
+# "promtool --version".
+tools_build_promtool() {
+	local version="$1"
+	export GOFLAGS=-mod=mod
+	go mod init image-swapper.tools/promtool >/dev/null 2>&1
+	go get "github.com/prometheus/prometheus/cmd/promtool@$version" >&2
+	# v0.316.0 is Prometheus 3.16.0.
+	local release="${version#v0.}"
+	release="${release:0:1}.${release:1}"
+	go build -trimpath \
+		-ldflags "-s -w -X github.com/prometheus/common/version.Version=$release -X github.com/prometheus/common/version.Revision=$version" \
+		-o promtool github.com/prometheus/prometheus/cmd/promtool >&2
+}
+
 tools_main() {
 	case "${1:-}" in
 	helm)
@@ -266,15 +299,21 @@ tools_main() {
 		shift
 		tools_trivy "$@"
 		;;
+	promtool)
+		shift
+		tools_promtool "$@"
+		;;
 	*)
 		cat >&2 <<USAGE
-usage: $0 helm [VERSION...] | kube | apt PACKAGE... | crane [VERSION] | trivy [VERSION]
+usage: $0 helm [VERSION...] | kube | apt PACKAGE... | crane [VERSION] | trivy [VERSION] | promtool [VERSION]
   helm             build Helm $HELM3_VERSION and $HELM4_VERSION; print IMAGE_SWAPPER_HELM3/4 exports
   helm VERSION...  build the given Helm versions; print their paths
   kube             build kube-apiserver $KUBE_VERSION, install etcd; print the KUBEBUILDER_ASSETS export
   apt PACKAGE...   install the Debian packages that are missing (docker-registry, skopeo, ...)
   crane [VERSION]  build crane (default $CRANE_VERSION); print its path
   trivy [VERSION]  build trivy (default $TRIVY_VERSION, 6-10 minutes); print its path
+  promtool [VERSION]
+                   build promtool (default $PROMTOOL_VERSION); print its path
 USAGE
 		return 2
 		;;

@@ -21,6 +21,7 @@ import (
 
 	"github.com/image-swapper/image-swapper/internal/claim"
 	"github.com/image-swapper/image-swapper/internal/config"
+	"github.com/image-swapper/image-swapper/internal/events"
 	"github.com/image-swapper/image-swapper/internal/mirror"
 	"github.com/image-swapper/image-swapper/internal/registry"
 	"github.com/image-swapper/image-swapper/internal/selfsigned"
@@ -136,6 +137,7 @@ func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
 		namespaces  webhook.NamespaceSource
 		policies    webhook.PolicySource
 		pullSecrets *webhook.PullSecrets
+		podEvents   webhook.Events
 		regOpts     []registry.Option
 	)
 	// kubeClient is nil with --no-kube-api.
@@ -150,6 +152,11 @@ func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
 		// client-go logs through klog; send it to the same place.
 		klog.SetSlogLogger(log)
 		namespaces = webhook.NewNamespaceInformer(client, log, metrics)
+		// Denials, warnings and fallbacks become Events on the Pod's owner;
+		// recorded asynchronously, after the admission has been answered.
+		rec := events.New(client, events.Options{Logger: log, Registerer: metrics.Registry()})
+		defer rec.Close()
+		podEvents = rec
 		if f.imagePolicies {
 			w, err := newPolicyWatcher(f.kube.access(), client, log)
 			if err != nil {
@@ -248,6 +255,7 @@ func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
 		Policies:        policies,
 		PullSecrets:     pullSecrets,
 		Ledger:          ledger.w,
+		Events:          podEvents,
 		Scans:           scans,
 		Logger:          log,
 		Metrics:         metrics,

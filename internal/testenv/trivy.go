@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -45,25 +44,8 @@ func TrivyBinary(t testing.TB) string {
 	return bin
 }
 
-// cachedTrivy is the binary .ci/tools.sh builds, when it is there. The
-// cache root follows tools.sh: IMAGE_SWAPPER_TOOLS_CACHE, else
-// $XDG_CACHE_HOME/image-swapper, else ~/.cache/image-swapper.
-func cachedTrivy() string {
-	root := os.Getenv("IMAGE_SWAPPER_TOOLS_CACHE")
-	if root == "" {
-		// os.UserCacheDir is $XDG_CACHE_HOME, else ~/.cache, on Linux.
-		dir, err := os.UserCacheDir()
-		if err != nil {
-			return ""
-		}
-		root = filepath.Join(dir, "image-swapper")
-	}
-	bin := filepath.Join(root, "trivy-"+TrivyVersion, "trivy")
-	if st, err := os.Stat(bin); err != nil || st.IsDir() {
-		return ""
-	}
-	return bin
-}
+// cachedTrivy is the binary .ci/tools.sh builds, when it is there.
+func cachedTrivy() string { return cachedTool("trivy", TrivyVersion) }
 
 // trivyQuiet are the flags every Trivy command of the tests has: no
 // request to Aqua's update and telemetry endpoint (Trivy sends one unless

@@ -230,6 +230,7 @@ func (s *Server) mutate(ctx context.Context, req *podRequest, out *outcome) (*ad
 			out.fallbacks++
 			s.metrics.fallbacks.Inc()
 			resp.Warnings = appendWarning(resp.Warnings, "%s: kept %s: %s", im.what, abbreviate(im.image), d.LastReason())
+			s.event(a, ReasonImageSwapFallback, "%s: kept %s: %s", im.what, abbreviate(im.image), d.LastReason())
 		}
 	}
 	out.warnings = len(resp.Warnings)
@@ -281,6 +282,7 @@ func (s *Server) validate(ctx context.Context, req *podRequest, out *outcome) (*
 			if strings.HasPrefix(v.Message, im.image+" ") {
 				image = ""
 			}
+			s.violationEvent(a, im, image, v)
 			if v.Mode == config.ModeEnforce && a.configDryRun {
 				// Nothing is denied, so it is not counted as a denial.
 				s.metrics.dryRun.WithLabelValues("validate", "deny").Inc()

@@ -84,6 +84,10 @@ type Options struct {
 	// Ledger, when set, records every image decision (the record store's
 	// writer); it never delays or fails an admission.
 	Ledger Ledger
+	// Events, when set, records Warning Events on the Pod's owner (or the
+	// Pod) for denials, warnings, fallbacks and pending scans; it never
+	// delays an admission, and dry-run requests record none.
+	Events Events
 	// Scans, when set, is the vulnerability scanner that /validate asks
 	// for the findings of each image while security.scanning is enabled;
 	// it is told of each configuration reload.

@@ -554,8 +554,8 @@ func checkWebhooks(t *testing.T, r *rendered, d *appsv1.Deployment) {
 	if m.SideEffects == nil || *m.SideEffects != admissionregistrationv1.SideEffectClassNoneOnDryRun {
 		t.Errorf("mutate sideEffects = %v, want NoneOnDryRun", m.SideEffects)
 	}
-	if v.SideEffects == nil || *v.SideEffects != admissionregistrationv1.SideEffectClassNone {
-		t.Errorf("validate sideEffects = %v, want None", v.SideEffects)
+	if v.SideEffects == nil || *v.SideEffects != admissionregistrationv1.SideEffectClassNoneOnDryRun {
+		t.Errorf("validate sideEffects = %v, want NoneOnDryRun (Events, scans)", v.SideEffects)
 	}
 	if m.ObjectSelector != nil && (len(m.ObjectSelector.MatchLabels) > 0 || len(m.ObjectSelector.MatchExpressions) > 0) {
 		t.Errorf("mutate objectSelector = %+v; the engine handles the opt-out label and must still gate", m.ObjectSelector)

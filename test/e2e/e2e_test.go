@@ -51,6 +51,7 @@ func TestAdmission(t *testing.T) {
 	t.Run("scoping", func(t *testing.T) { s.testScoping(t, main) })
 	t.Run("exists", func(t *testing.T) { s.testExists(t, main) })
 	t.Run("ledger", func(t *testing.T) { s.testLedger(t, main) })
+	t.Run("leader lease", s.testLease)
 	t.Run("reinvocation and update", func(t *testing.T) { s.testReinvocationAndUpdate(t, main) })
 	t.Run("dry run", func(t *testing.T) { s.testDryRun(t, main) })
 	t.Run("wait", s.testWait)
@@ -60,6 +61,7 @@ func TestAdmission(t *testing.T) {
 	t.Run("vulnerability gate", s.testVulnerabilityGate)
 	t.Run("certificate rotation", s.testCertRotation)
 	t.Run("image policies", s.testImagePolicies)
+	t.Run("events", s.testEvents)
 }
 
 // eventually calls check every interval until it returns nil or timeout

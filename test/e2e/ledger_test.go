@@ -3,12 +3,15 @@ package e2e_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"testing"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // testLedger: serve records each image decision of both webhooks in its
@@ -64,4 +67,26 @@ func (s *suite) testLedger(t *testing.T, sw *swapper) {
 	if stored := s.storedPod(t, "ledger", c.pod.Name); stored.Spec.Containers[0].Image != dst {
 		t.Errorf("stored image is %s, want %s", stored.Spec.Containers[0].Image, dst)
 	}
+}
+
+// testLease: a server that reaches the API takes the leader Lease in its
+// namespace, whose holder runs the background loops (the sync of mirrored
+// tags, PolicyReports); the servers of the suite share it, so one holds it.
+func (s *suite) testLease(t *testing.T) {
+	var holder string
+	err := eventually(30*time.Second, 200*time.Millisecond, func() error {
+		l, err := s.kube.CoordinationV1().Leases(serverNamespace).Get(context.Background(), "image-swapper-leader", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity == "" {
+			return fmt.Errorf("the Lease has no holder")
+		}
+		holder = *l.Spec.HolderIdentity
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("the leader Lease %s/image-swapper-leader: %v", serverNamespace, err)
+	}
+	t.Logf("the background loops run on %s", holder)
 }

@@ -86,9 +86,15 @@ func (s *suite) serverKubeconfig(t *testing.T) string {
 		Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}},
 			{APIGroups: []string{""}, Resources: []string{"secrets", "serviceaccounts"}, Verbs: []string{"get"}},
+			// As the chart: Events on the Pod's owner, and the ReplicaSet
+			// that leads to a Deployment.
+			{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+			{APIGroups: []string{"apps"}, Resources: []string{"replicasets"}, Verbs: []string{"get"}},
 			// As the chart's <release>-policies ClusterRole.
 			{APIGroups: []string{"policy.image-swapper.io"}, Resources: []string{"clusterimagepolicies", "imagepolicies"}, Verbs: []string{"get", "list", "watch"}},
 			{APIGroups: []string{"policy.image-swapper.io"}, Resources: []string{"clusterimagepolicies/status", "imagepolicies/status"}, Verbs: []string{"update"}},
+			// The leader Lease, whose holder runs the background loops.
+			{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
 		},
 	}
 	if _, err := s.kube.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {

@@ -253,7 +253,7 @@ func (s *suite) registerWebhooks(t *testing.T, sw *swapper, opts swapperOptions)
 			FailurePolicy:           failure,
 			MatchPolicy:             ptr.To(admissionregistrationv1.Equivalent),
 			NamespaceSelector:       namespaces,
-			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
+			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNoneOnDryRun),
 			TimeoutSeconds:          timeout,
 			AdmissionReviewVersions: []string{"v1"},
 		}},
