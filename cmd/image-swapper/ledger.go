@@ -73,7 +73,7 @@ func (l *copyLedger) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := l.w.Close(ctx); err != nil {
-		l.log.Warn("ledger", "error", err)
+		l.log.Error("ledger records lost at shutdown: the store did not take them within 10s", "error", err)
 	}
 	if err := l.st.Close(); err != nil {
 		l.log.Warn("closing the ledger", "error", err)

@@ -264,8 +264,8 @@ func (w *Writer) prune(ctx context.Context) {
 }
 
 // Close stops accepting records and writes those queued (on SIGTERM)
-// until ctx ends; records then unwritten are counted in the error. It does
-// not close the Store.
+// until ctx ends; records then unwritten are counted in the error and in
+// the dropped metric. It does not close the Store.
 func (w *Writer) Close(ctx context.Context) error {
 	w.mu.Lock()
 	if w.closed {
@@ -286,6 +286,9 @@ func (w *Writer) Close(ctx context.Context) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if n := w.queue.Len() + w.pending; n > 0 {
+		// Lost: counted with the drops, though no gap record can be
+		// written to a store that did not take them.
+		w.dropped.Add(float64(n))
 		return fmt.Errorf("closing the ledger writer: %d records not written: %w", n, errors.Join(ctx.Err()))
 	}
 	return nil
