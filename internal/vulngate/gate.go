@@ -243,7 +243,7 @@ func (g *Gate) Lookup(ctx context.Context, image reference.Reference, pull authn
 		if k := g.lookupKnown(ctx, m.Digest); k != nil {
 			out.Scanned = append(out.Scanned, scan.PlatformScan{Digest: m.Digest, Platform: m.Platform, Findings: k.findings, Time: k.at})
 			if time.Since(k.at) > set.rescanAfter && g.recentFailure(m.Digest) == nil {
-				_ = g.submit(ctx, ref, m, pull) // the old verdict stays; a full queue tries next time
+				_, _ = g.submit(ctx, ref, m, pull, false) // the old verdict stays; a full queue tries next time
 			}
 			continue
 		}
@@ -251,11 +251,16 @@ func (g *Gate) Lookup(ctx context.Context, image reference.Reference, pull authn
 			errs = append(errs, err)
 			continue
 		}
-		if err := g.submit(ctx, ref, m, pull); err != nil {
+		k, err := g.submit(ctx, ref, m, pull, true)
+		switch {
+		case err != nil:
 			errs = append(errs, err)
-			continue
+		case k != nil:
+			// Its scan finished just now.
+			out.Scanned = append(out.Scanned, scan.PlatformScan{Digest: m.Digest, Platform: m.Platform, Findings: k.findings, Time: k.at})
+		default:
+			wait = append(wait, m)
 		}
-		wait = append(wait, m)
 	}
 	for _, m := range wait {
 		// One deadline bounds them all, so waiting in turn costs no more
@@ -408,22 +413,33 @@ func (g *Gate) recentFailure(digest string) error {
 	return f.err
 }
 
-// submit queues a scan of one platform manifest of ref.
-func (g *Gate) submit(ctx context.Context, ref reference.Reference, m registry.PlatformManifest, pull authn.Keychain) error {
+// submit queues a scan of one platform manifest of ref. With unlessKnown,
+// findings (or a recent failure) that landed since the caller looked are
+// returned instead, and nothing is queued.
+func (g *Gate) submit(ctx context.Context, ref reference.Reference, m registry.PlatformManifest, pull authn.Keychain, unlessKnown bool) (*known, error) {
+	// Under g.mu, so that a scan finishing meanwhile is either seen here
+	// (done remembers its findings before the queue marks it finished) or
+	// still running, and joined by Submit: never run again.
 	g.mu.Lock()
+	defer g.mu.Unlock()
+	if unlessKnown {
+		if k := g.known[m.Digest]; k != nil {
+			return k, nil
+		}
+		if f, ok := g.failures[m.Digest]; ok && time.Now().Before(f.until) {
+			return nil, f.err
+		}
+	}
 	if _, queued := g.jobs[m.Digest]; !queued {
 		g.jobs[m.Digest] = jobInfo{image: ref.String(), indexDigest: ref.Digest, platform: m.Platform, pull: pull}
 	}
-	g.mu.Unlock()
 	target := ref
 	target.Tag, target.Digest = "", m.Digest
 	err := g.queue.Submit(ctx, target)
 	if err != nil {
-		g.mu.Lock()
 		delete(g.jobs, m.Digest)
-		g.mu.Unlock()
 	}
-	return err
+	return nil, err
 }
 
 // runScanner is the default scan: the configured command, as reloaded.
