@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -38,7 +37,7 @@ func (f *policyReportFlags) register(fl *pflag.FlagSet) {
 
 // loop is the PolicyReport loop when --policy-reports is set, for the
 // background runner (background.go), and nil otherwise.
-func (f *policyReportFlags) loop(kube kubeAccess, namespace, configPath string, cfg *config.Config, st store.Store, log *slog.Logger) (func(context.Context), error) {
+func (f *policyReportFlags) loop(kube kubeAccess, namespace string, current func() *config.Config, st store.Store, log *slog.Logger) (func(context.Context), error) {
 	if !f.enabled {
 		return nil, nil
 	}
@@ -60,7 +59,7 @@ func (f *policyReportFlags) loop(kube kubeAccess, namespace, configPath string, 
 	if err != nil {
 		return nil, fmt.Errorf("--policy-reports: %w", err)
 	}
-	loop := &policyReportLoop{dyn: dyn, st: st, configs: &lastGoodConfig{path: configPath, cfg: cfg, log: log}, window: window,
+	loop := &policyReportLoop{dyn: dyn, st: st, config: current, window: window,
 		interval: f.interval, log: log, applied: f.applied}
 	return loop.run, nil
 }
@@ -76,32 +75,12 @@ func leaderIdentity() string {
 	return host + "_" + rand.String(6)
 }
 
-// lastGoodConfig reads the configuration file again at each use and
-// keeps the last valid one, as serve's reload does.
-type lastGoodConfig struct {
-	path string
-	log  *slog.Logger
-	mu   sync.Mutex
-	cfg  *config.Config
-}
-
-func (c *lastGoodConfig) get() *config.Config {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	cfg, err := config.Load(c.path)
-	if err != nil {
-		c.log.Warn("the background loops (sync, PolicyReports) use the last valid configuration", "config", c.path, "error", err)
-		return c.cfg
-	}
-	c.cfg = cfg
-	return cfg
-}
-
 // policyReportLoop rebuilds the reports every interval while it leads.
 type policyReportLoop struct {
-	dyn      dynamic.Interface
-	st       store.Store
-	configs  *lastGoodConfig
+	dyn dynamic.Interface
+	st  store.Store
+	// config is the configuration in force (serve's).
+	config   func() *config.Config
 	window   time.Duration
 	interval time.Duration
 	log      *slog.Logger
@@ -140,7 +119,7 @@ const policyReportPassTimeout = 2 * time.Minute
 func (l *policyReportLoop) pass(ctx context.Context) (report.Applied, error) {
 	ctx, cancel := context.WithTimeout(ctx, policyReportPassTimeout)
 	defer cancel()
-	cfg := l.configs.get()
+	cfg := l.config()
 	now := time.Now()
 	opts := report.Options{Scanning: cfg.Security.Scanning, Now: now}
 	if l.window > 0 {

@@ -116,7 +116,7 @@ func TestServePolicyReportsOnTheLeaderOnly(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	startReplica := func(p *passes) *background {
 		f := policyReportFlags{enabled: true, interval: 300 * time.Millisecond, since: "30d", lease: "image-swapper-leader", applied: p.record}
-		loop, err := f.loop((&kubeFlags{kubeconfig: kubeconfig}).access(), home, cfgPath, cfg, st, log)
+		loop, err := f.loop((&kubeFlags{kubeconfig: kubeconfig}).access(), home, func() *config.Config { return cfg }, st, log)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -50,11 +49,11 @@ type reportServer struct {
 }
 
 // start starts the report server of --report-listen, reading st and
-// judging scans by the configuration at configPath (cfg until it reads
-// another valid one). It returns a nil server, whose stop does nothing,
+// judging scans by the configuration current returns (serve's, as
+// reloaded). It returns a nil server, whose stop does nothing,
 // when the flag is unset. webhookListen is serve's --listen: the report
 // is refused on its port.
-func (f *reportServerFlags) start(ctx context.Context, webhookListen, configPath string, cfg *config.Config, st store.Store, log *slog.Logger) (*reportServer, error) {
+func (f *reportServerFlags) start(ctx context.Context, webhookListen string, current func() *config.Config, st store.Store, log *slog.Logger) (*reportServer, error) {
 	if f.listen == "" {
 		return nil, nil
 	}
@@ -65,7 +64,7 @@ func (f *reportServerFlags) start(ctx context.Context, webhookListen, configPath
 	if err != nil {
 		return nil, fmt.Errorf("--report-listen %s: %w", f.listen, err)
 	}
-	h := newReportHandler(st, configPath, cfg, log)
+	h := newReportHandler(st, current, log)
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	ctx, cancel := context.WithCancel(ctx)
@@ -131,20 +130,17 @@ func checkReportListen(addr, webhookListen string) error {
 // "all" for the whole ledger) and ?namespace=GLOB narrow it. Each
 // request builds the report from the store: it is live.
 type reportHandler struct {
-	st         store.Store
-	configPath string
-	log        *slog.Logger
+	st store.Store
+	// config is the configuration in force, whose policy judges scans.
+	config func() *config.Config
+	log    *slog.Logger
 	// busy lets one report be built at a time: each reads the ledger
 	// through.
 	busy chan struct{}
-
-	mu sync.Mutex
-	// cfg is the last valid configuration read from configPath.
-	cfg *config.Config
 }
 
-func newReportHandler(st store.Store, configPath string, cfg *config.Config, log *slog.Logger) *reportHandler {
-	return &reportHandler{st: st, configPath: configPath, cfg: cfg, log: log, busy: make(chan struct{}, 1)}
+func newReportHandler(st store.Store, current func() *config.Config, log *slog.Logger) *reportHandler {
+	return &reportHandler{st: st, config: current, log: log, busy: make(chan struct{}, 1)}
 }
 
 var reportContentTypes = map[string]string{
@@ -230,22 +226,4 @@ func (h *reportHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, _ = w.Write(buf.Bytes())
-}
-
-// config reads the configuration again, so that the page judges scans by
-// the policy in force; an invalid file keeps the last valid one, as
-// serve's reload does.
-func (h *reportHandler) config() *config.Config {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.configPath == "" {
-		return h.cfg
-	}
-	cfg, err := config.Load(h.configPath)
-	if err != nil {
-		h.log.Warn("report: keeping the last valid configuration", "config", h.configPath, "error", err)
-		return h.cfg
-	}
-	h.cfg = cfg
-	return cfg
 }

@@ -98,7 +98,7 @@ func TestServeReportListenerServesTheLedgerLive(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	f := reportServerFlags{listen: "127.0.0.1:0"}
-	rs, err := f.start(ctx, ":8443", cfgPath, cfg, st, log)
+	rs, err := f.start(ctx, ":8443", func() *config.Config { return cfg }, st, log)
 	if err != nil {
 		t.Fatal(err)
 	}

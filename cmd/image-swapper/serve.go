@@ -223,28 +223,6 @@ func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
 		return trouble(fmt.Errorf("%s: %w", f.configPath, err))
 	}
 	defer scans.Close()
-	// The compliance report page (reportserver.go), off without --report-listen.
-	reports, err := f.report.start(ctx, f.listen, f.configPath, cfg, ledger.st, log)
-	if err != nil {
-		return trouble(err)
-	}
-	defer reports.stop()
-	// PolicyReports in the cluster (policyreports.go), on the leader only.
-	if f.policyReports.enabled && f.noKubeAPI {
-		return trouble(errors.New("--policy-reports writes to the Kubernetes API: drop --no-kube-api"))
-	}
-	policyReports, err := f.policyReports.loop(f.kube.access(), f.namespace, f.configPath, cfg, ledger.st, log)
-	if err != nil {
-		return trouble(err)
-	}
-	// The background loops: the sync of mirrored tags (mirroring.sync),
-	// and PolicyReports; on one replica (background.go).
-	loops := []func(context.Context){newSyncLoop(f.configPath, cfg, f.namespace, ledger, m.client, scans, log, metrics.Registry())}
-	if policyReports != nil {
-		loops = append(loops, policyReports)
-	}
-	bg := startBackground(ctx, kubeClient, f.namespace, f.policyReports.lease, log, loops...)
-	defer bg.stop()
 	srv, err := webhook.New(webhook.Options{
 		Mirror:          m.engineMirror(),
 		MirrorConfig:    cfg,
@@ -266,6 +244,32 @@ func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
 	if err != nil {
 		return trouble(err)
 	}
+	// What runs beside the webhook uses the configuration it has in
+	// force: the last good file, reloads refused for start-only keys
+	// included.
+	current := func() *config.Config { return srv.Engine().Config() }
+	// The compliance report page (reportserver.go), off without --report-listen.
+	reports, err := f.report.start(ctx, f.listen, current, ledger.st, log)
+	if err != nil {
+		return trouble(err)
+	}
+	defer reports.stop()
+	// PolicyReports in the cluster (policyreports.go), on the leader only.
+	if f.policyReports.enabled && f.noKubeAPI {
+		return trouble(errors.New("--policy-reports writes to the Kubernetes API: drop --no-kube-api"))
+	}
+	policyReports, err := f.policyReports.loop(f.kube.access(), f.namespace, current, ledger.st, log)
+	if err != nil {
+		return trouble(err)
+	}
+	// The background loops: the sync of mirrored tags (mirroring.sync),
+	// and PolicyReports; on one replica (background.go).
+	loops := []func(context.Context){newSyncLoop(srv.Engine, ledger, m.client, scans, log, metrics.Registry())}
+	if policyReports != nil {
+		loops = append(loops, policyReports)
+	}
+	bg := startBackground(ctx, kubeClient, f.namespace, f.policyReports.lease, log, loops...)
+	defer bg.stop()
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return trouble(fmt.Errorf("--listen %s: %w", f.listen, err))

@@ -15,7 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
-	"github.com/image-swapper/image-swapper/internal/config"
 	"github.com/image-swapper/image-swapper/internal/engine"
 	"github.com/image-swapper/image-swapper/internal/registry"
 	"github.com/image-swapper/image-swapper/internal/store"
@@ -134,22 +133,12 @@ func short(digest string) string {
 }
 
 // newSyncLoop is serve's sync loop (background.go): a pass every
-// mirroring.sync.interval, with the configuration file as it is at each
-// pass (the last valid one), its copies recorded in the ledger.
-func newSyncLoop(configPath string, cfg *config.Config, namespace string, ledger *copyLedger, client *registry.Client, scans engine.Scans, log *slog.Logger, reg prometheus.Registerer) func(context.Context) {
-	configs := &lastGoodConfig{path: configPath, cfg: cfg, log: log}
+// mirroring.sync.interval, with the engine in force at each pass (serve's,
+// as reloaded), its copies recorded in the ledger.
+func newSyncLoop(current func() *engine.Engine, ledger *copyLedger, client *registry.Client, scans engine.Scans, log *slog.Logger, reg prometheus.Registerer) func(context.Context) {
 	metrics := tagsync.NewMetrics(reg)
-	var last *engine.Engine
 	options := func() tagsync.Options {
-		e, err := engine.New(configs.get(), engine.WithOwnNamespace(namespace))
-		switch {
-		case err == nil:
-			last = e
-		case last == nil:
-			// The configuration serve started with compiled; this is it.
-			last, _ = engine.New(cfg, engine.WithOwnNamespace(namespace))
-		}
-		o := syncOptions(last, ledger, client, scans, log, false, 0)
+		o := syncOptions(current(), ledger, client, scans, log, false, 0)
 		o.Metrics = metrics
 		return o
 	}
