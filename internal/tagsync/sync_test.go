@@ -244,3 +244,21 @@ func TestLoopPassesEveryIntervalWithTheConfigurationOfTheMoment(t *testing.T) {
 		t.Errorf("options was asked %d times, want before each wait and each pass", len(calls))
 	}
 }
+
+// mirroring.sync.window bounds the admissions a pass keeps fresh: with a
+// window shorter than the age of the fixture's admissions, nothing is
+// checked.
+func TestTheWindowComesFromTheConfiguration(t *testing.T) {
+	f := newFixture(t)
+	e := f.engine(t, "mirroring:\n  sync: {window: 30s, interval: 2h}\n")
+	if got := e.Config().Mirroring.Sync.SyncInterval(); got != 2*time.Hour {
+		t.Errorf("mirroring.sync.interval loaded as %s, want 2h", got)
+	}
+	tags, err := tagsync.Pass(context.Background(), tagsync.Options{Engine: e, Ledger: f.st, Registry: f.client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tags) != 0 {
+		t.Errorf("a 30s window checked %+v; the admissions are a minute old and more", tags)
+	}
+}
