@@ -11,7 +11,8 @@ import (
 )
 
 // background runs serve's loops that one replica at a time should run
-// (the sync of mirrored tags, PolicyReports): on the holder of the leader
+// (the sync of mirrored tags, rescans, PolicyReports, the rotation of the
+// self-signed certificate): on the holder of the leader
 // Lease when serve reaches the Kubernetes API, else in this process, the
 // only one. Admission never waits on it.
 type background struct {
@@ -46,7 +47,7 @@ func startBackground(ctx context.Context, client kubernetes.Interface, namespace
 		}
 		opts := leader.Options{Client: client, Namespace: namespace, Name: lease, Identity: leaderIdentity(), Logger: log}
 		if err := leader.Run(ctx, opts, work); err != nil {
-			log.Error("leader election failed: the background loops (sync, PolicyReports) do not run", "lease", namespace+"/"+lease, "error", err)
+			log.Error("leader election failed: the background loops (sync, rescans, PolicyReports, certificate rotation) do not run", "lease", namespace+"/"+lease, "error", err)
 		}
 	}()
 	return b

@@ -32,7 +32,7 @@ func (f *policyReportFlags) register(fl *pflag.FlagSet) {
 		"from the ledger, on the replica that holds the leader Lease (--leader-lease in --namespace)")
 	fl.DurationVar(&f.interval, "policy-reports-interval", 5*time.Minute, "with --policy-reports: how often the reports are rebuilt")
 	fl.StringVar(&f.since, "policy-reports-since", "30d", "with --policy-reports: the admissions window the reports cover (30d, 12h; \"\" for the whole ledger)")
-	fl.StringVar(&f.lease, "leader-lease", "image-swapper-leader", "the coordination.k8s.io Lease in --namespace whose holder runs the background loops (the sync of mirrored tags, --policy-reports)")
+	fl.StringVar(&f.lease, "leader-lease", "image-swapper-leader", "the coordination.k8s.io Lease in --namespace whose holder runs the background loops (the sync of mirrored tags, rescans, --policy-reports, the rotation of --self-signed)")
 }
 
 // loop is the PolicyReport loop when --policy-reports is set, for the

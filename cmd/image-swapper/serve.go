@@ -23,6 +23,7 @@ import (
 	"github.com/image-swapper/image-swapper/internal/config"
 	"github.com/image-swapper/image-swapper/internal/events"
 	"github.com/image-swapper/image-swapper/internal/mirror"
+	"github.com/image-swapper/image-swapper/internal/policyapi"
 	"github.com/image-swapper/image-swapper/internal/registry"
 	"github.com/image-swapper/image-swapper/internal/selfsigned"
 	"github.com/image-swapper/image-swapper/internal/store"
@@ -95,7 +96,7 @@ before they expire (RBAC: docs/operations.md).`,
 	fl.StringVar(&f.tlsKey, "tls-key", "", "private key of the serving certificate, PEM (required)")
 	f.kube.register(fl)
 	fl.BoolVar(&f.noKubeAPI, "no-kube-api", false, "run without the Kubernetes API: namespace selectors see only namespace names (for local testing)")
-	fl.BoolVar(&f.imagePolicies, "image-policies", true, "merge the cluster's ClusterImagePolicies and ImagePolicies with the configuration, once their CRDs are installed, and write their status (docs/policies.md)")
+	fl.BoolVar(&f.imagePolicies, "image-policies", true, "merge the cluster's ClusterImagePolicies and ImagePolicies with the configuration, once their CRDs are installed; the leader Lease holder writes their status (docs/policies.md)")
 	fl.StringVar(&f.namespace, "namespace", os.Getenv("POD_NAMESPACE"), "namespace the server runs in, left alone unless the configuration includes it (default $POD_NAMESPACE)")
 	fl.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -128,6 +129,10 @@ func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
 	}
 	metrics := webhook.NewMetrics()
 	var certs webhook.CertificateSource
+	// selfSigned is the certificate's source under --self-signed;
+	// policyWatcher the image policies' watcher with --image-policies.
+	var selfSigned *selfsigned.Source
+	var policyWatcher *policyapi.Watcher
 	if !f.selfSigned.enabled {
 		if certs, err = webhook.NewFileCertificate(f.tlsCert, f.tlsKey, webhook.FileCertificateOptions{Logger: log, Metrics: metrics}); err != nil {
 			return trouble(err)
@@ -163,15 +168,17 @@ func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
 				return trouble(err)
 			}
 			policies = w
+			policyWatcher = w
 		}
 		// Copies pull their sources with the Pod's imagePullSecrets.
 		pullSecrets = webhook.NewPullSecrets(client, log, 0)
 		// registries[host].credentials.secret names a Secret to read.
 		regOpts = append(regOpts, registry.WithSecretLoader(secretLoader(client)))
 		if f.selfSigned.enabled {
-			if certs, err = f.selfSignedSource(ctx, client, log, metrics); err != nil {
+			if selfSigned, err = f.selfSignedSource(ctx, client, log, metrics); err != nil {
 				return trouble(err)
 			}
+			certs = selfSigned
 		}
 	} else {
 		log.Warn("running without the Kubernetes API: namespace selectors see only namespace names")
@@ -263,10 +270,27 @@ func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
 		return trouble(err)
 	}
 	// The background loops: the sync of mirrored tags (mirroring.sync),
-	// and PolicyReports; on one replica (background.go).
-	loops := []func(context.Context){newSyncLoop(srv.Engine, ledger, m.client, scans, log, metrics.Registry())}
+	// the rescans of images in use, PolicyReports, the rotation of the
+	// self-signed certificate and the status of image policies; on one
+	// replica (background.go).
+	rescans := func(ctx context.Context) {
+		scans.RescanLoop(ctx, func() vulngate.RescanSettings {
+			c := current()
+			// In use: what Pods ran within the window the sync keeps fresh.
+			return vulngate.RescanSettings{Enabled: c.Security.Scanning.Enabled, UsedWithin: c.Mirroring.Sync.SyncWindow()}
+		})
+	}
+	loops := []func(context.Context){newSyncLoop(srv.Engine, ledger, m.client, scans, log, metrics.Registry()), rescans}
 	if policyReports != nil {
 		loops = append(loops, policyReports)
+	}
+	if selfSigned != nil {
+		loops = append(loops, selfSigned.Rotate)
+	}
+	if policyWatcher != nil {
+		// The webhook server runs the watcher; its statuses are written
+		// by one replica.
+		loops = append(loops, func(ctx context.Context) { policyWatcher.WriteStatuses(ctx, srv.Engine) })
 	}
 	bg := startBackground(ctx, kubeClient, f.namespace, f.policyReports.lease, log, loops...)
 	defer bg.stop()
@@ -302,10 +326,11 @@ func (f *serveFlags) checkCertificateFlags() error {
 	return nil
 }
 
-// selfSignedSource reads or creates the Secret and publishes the caBundle
-// before the server starts, so that it has a certificate to serve.
-func (f *serveFlags) selfSignedSource(ctx context.Context, client kubernetes.Interface, log *slog.Logger, metrics *webhook.Metrics) (webhook.CertificateSource, error) {
-	src, err := selfsigned.New(ctx, client, selfsigned.Options{
+// selfSignedSource reads or creates the Secret before the server starts,
+// so that it has a certificate to serve; the leader Lease's holder rotates
+// it (Source.Rotate).
+func (f *serveFlags) selfSignedSource(ctx context.Context, client kubernetes.Interface, log *slog.Logger, metrics *webhook.Metrics) (*selfsigned.Source, error) {
+	return selfsigned.New(ctx, client, selfsigned.Options{
 		Namespace:     f.namespace,
 		SecretName:    f.selfSigned.secret,
 		Service:       f.selfSigned.service,
@@ -314,11 +339,6 @@ func (f *serveFlags) selfSignedSource(ctx context.Context, client kubernetes.Int
 		Logger:        log,
 		Registerer:    metrics.Registry(),
 	})
-	if err != nil {
-		// Not src: a nil *Source in the interface would not be nil.
-		return nil, err
-	}
-	return src, nil
 }
 
 // --- end self-signed ---

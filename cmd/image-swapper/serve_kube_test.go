@@ -12,12 +12,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -107,8 +109,11 @@ func (s kubeAccessSetup) startServe(t *testing.T, env []string, args ...string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	args = append([]string{"serve", "--config", s.config, "--tls-cert", s.cert, "--tls-key", s.key,
-		"--listen", addr, "--log-format", "text", "--shutdown-delay", "0s"}, args...)
+	base := []string{"serve", "--config", s.config, "--listen", addr, "--log-format", "text", "--shutdown-delay", "0s"}
+	if !slices.Contains(args, "--self-signed") {
+		base = append(base, "--tls-cert", s.cert, "--tls-key", s.key)
+	}
+	args = append(base, args...)
 	p := &serveProcess{addr: addr, out: &testenv.Buffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(s.bin, args...)
 	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
@@ -273,4 +278,128 @@ func TestServeContextFlagPicksTheContext(t *testing.T) {
 	p := s.startServe(t, env, "--context", live)
 	p.waitReady(t)
 	s.checkSwapsByNamespaceLabels(t, p)
+}
+
+// TestServeSelfSignedRotatesOnTheLeaseHolder: with --self-signed, the
+// replica holding the leader Lease keeps the webhook configurations'
+// caBundle current (a blanked bundle is put back); when it stops, the
+// other replica takes the Lease and the rotation with it. Both serve the
+// Secret's certificate.
+func TestServeSelfSignedRotatesOnTheLeaseHolder(t *testing.T) {
+	s := newKubeAccessSetup(t, "selfsigned")
+	client := kubernetes.NewForConfigOrDie(testenv.SharedControlPlane(t).Config())
+	ctx := context.Background()
+	// The configurations exist and are served, as the chart makes them; no
+	// object ever matches their selector.
+	name := "image-swapper-" + s.on
+	none := &metav1.LabelSelector{MatchLabels: map[string]string{"never": "matched"}}
+	url := "https://127.0.0.1:1/mutate"
+	side := admissionregistrationv1.SideEffectClassNone
+	ignore := admissionregistrationv1.Ignore
+	cc, versions := admissionregistrationv1.WebhookClientConfig{URL: &url}, []string{"v1"}
+	mutating := &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Webhooks: []admissionregistrationv1.MutatingWebhook{{Name: "mutate.image-swapper.io", ClientConfig: cc, AdmissionReviewVersions: versions,
+			SideEffects: &side, FailurePolicy: &ignore, ObjectSelector: none}}}
+	validating := &admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Webhooks: []admissionregistrationv1.ValidatingWebhook{{Name: "validate.image-swapper.io", ClientConfig: cc, AdmissionReviewVersions: versions,
+			SideEffects: &side, FailurePolicy: &ignore, ObjectSelector: none}}}
+	api := client.AdmissionregistrationV1()
+	if _, err := api.MutatingWebhookConfigurations().Create(ctx, mutating, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.ValidatingWebhookConfigurations().Create(ctx, validating, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	writeTestFile(t, kubeconfig, string(s.kubeconfig))
+	env := []string{"KUBECONFIG=" + kubeconfig, "HOME=" + t.TempDir()}
+	args := []string{"--self-signed", "--namespace", s.on, "--self-signed-dns", "127.0.0.1", "--webhook-config", name,
+		"--self-signed-secret", "tls", "--leader-lease", "leader"}
+
+	published := func() (mutatingBundle, validatingBundle []byte) {
+		m, err := api.MutatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := api.ValidatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Webhooks[0].ClientConfig.CABundle, v.Webhooks[0].ClientConfig.CABundle
+	}
+	holder := func() string {
+		l, err := client.CoordinationV1().Leases(s.on).Get(ctx, "leader", metav1.GetOptions{})
+		if err != nil || l.Spec.HolderIdentity == nil {
+			return ""
+		}
+		return *l.Spec.HolderIdentity
+	}
+	// trust makes p's client trust the Secret's CA, and waits until p is
+	// ready through it.
+	var bundle []byte
+	trust := func(p *serveProcess) {
+		t.Helper()
+		waitFor(t, "the Secret", time.Minute, func() bool {
+			sec, err := client.CoreV1().Secrets(s.on).Get(ctx, "tls", metav1.GetOptions{})
+			if err != nil {
+				return false
+			}
+			bundle = sec.Data["ca.crt"]
+			return len(bundle) > 0
+		})
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(bundle) {
+			t.Fatalf("the Secret's ca.crt holds no certificate: %q", bundle)
+		}
+		p.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+		p.waitReady(t)
+	}
+	// restored blanks the mutating configuration's caBundle and waits for
+	// the Lease holder to put it back.
+	restored := func(by string) {
+		t.Helper()
+		m, err := api.MutatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Webhooks[0].ClientConfig.CABundle = nil
+		if _, err := api.MutatingWebhookConfigurations().Update(ctx, m, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the caBundle put back by "+by, time.Minute, func() bool {
+			mb, _ := published()
+			return bytes.Equal(mb, bundle)
+		})
+	}
+
+	a := s.startServe(t, env, args...)
+	trust(a)
+	waitFor(t, "replica a holds the Lease", time.Minute, func() bool { return holder() != "" })
+	first := holder()
+	b := s.startServe(t, env, args...)
+	trust(b)
+	if mb, vb := published(); !bytes.Equal(mb, bundle) || !bytes.Equal(vb, bundle) {
+		t.Fatalf("the configurations carry %d and %d bytes of caBundle, want the Secret's ca.crt (%d bytes)", len(mb), len(vb), len(bundle))
+	}
+	restored("replica a")
+	if got := holder(); got != first {
+		t.Fatalf("the Lease moved from %s to %s while replica a ran", first, got)
+	}
+
+	// SIGTERM releases the Lease; b takes it and keeps the bundle.
+	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-a.exited
+	waitFor(t, "replica b takes the Lease", time.Minute, func() bool { h := holder(); return h != "" && h != first })
+	restored("replica b")
+	if !strings.Contains(b.out.String(), "leading") {
+		t.Errorf("replica b's log does not say it leads:\n%s", b.out.Tail())
+	}
+	// b still serves the Secret's certificate through the new bundle.
+	resp, err := b.client.Get("https://" + b.addr + "/readyz")
+	if err != nil {
+		t.Fatalf("replica b through the Secret's CA: %v", err)
+	}
+	resp.Body.Close()
 }

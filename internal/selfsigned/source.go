@@ -5,9 +5,13 @@
 // current, and rotates both before they expire, without a restart and
 // without a failed handshake.
 //
-// Replicas agree through the Secret: each writes it only with the
-// resourceVersion it read, so when several start or renew at once one
-// write wins and the others read the winner's certificate and use it.
+// One replica rotates: the holder of the leader Lease runs Rotate, and
+// every replica runs Run, which serves what the Secret holds. A replica
+// that starts when the Secret holds nothing it could serve makes it, as
+// admission never waits on the Lease. Writers agree through the Secret:
+// each writes it only with the resourceVersion it read, so when several
+// start at once (or a Lease holder hands over mid-step) one write wins and
+// the others read the winner's certificate and use it.
 //
 // RBAC the server needs (docs/operations.md has the manifests):
 //
@@ -114,10 +118,12 @@ type Source struct {
 	metrics *metrics
 }
 
-// New checks opts, then reads or creates the Secret and publishes the
-// caBundle once, so that the Source has a certificate to serve when it
-// returns. An error says what is wrong: bad options, or an API request
-// that failed (with the RBAC the server needs when it was forbidden).
+// New checks opts, then reads the Secret and serves its certificate. When
+// the Secret holds none this replica could serve now (none yet, expired,
+// or for other names), New makes it and publishes the caBundle at once
+// (Sync), so that the Source has a certificate to serve when it returns.
+// An error says what is wrong: bad options, or an API request that failed
+// (with the RBAC the server needs when it was forbidden).
 func New(ctx context.Context, client kubernetes.Interface, opts Options) (*Source, error) {
 	if err := opts.complete(); err != nil {
 		return nil, err
@@ -131,6 +137,11 @@ func New(ctx context.Context, client kubernetes.Interface, opts Options) (*Sourc
 		return nil, err
 	}
 	s := &Source{client: client, opts: opts, names: n, log: opts.Logger, metrics: met}
+	if err := s.Refresh(ctx); err == nil {
+		return s, nil
+	} else if !errors.Is(err, errNotServable) {
+		return nil, err
+	}
 	if err := s.Sync(ctx); err != nil {
 		return nil, err
 	}
@@ -211,10 +222,63 @@ func (s *Source) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) 
 	return m.cert, nil
 }
 
-// Run implements webhook.CertificateSource: it syncs every Interval and
-// whenever one of the webhook configurations changes (a helm upgrade that
-// re-creates it, someone who edits its caBundle), until ctx ends.
+// Run implements webhook.CertificateSource: every Interval it reads the
+// Secret again and serves the certificate it holds, which the Lease
+// holder's Rotate keeps current, until ctx ends. It never writes.
 func (s *Source) Run(ctx context.Context) {
+	tick := time.NewTicker(s.opts.Interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if err := s.Refresh(ctx); err != nil && ctx.Err() == nil {
+			s.metrics.syncErrors.Inc()
+			s.log.Error("self-signed certificate: reading the Secret failed; serving the certificate in use", "error", err)
+		}
+	}
+}
+
+// errNotServable says the Secret holds no certificate to serve now.
+var errNotServable = errors.New("no certificate to serve")
+
+// Refresh reads the Secret once and serves its certificate, if it is one
+// this replica can serve now; otherwise the certificate in use stays and
+// the error (errNotServable) says why.
+func (s *Source) Refresh(ctx context.Context) error {
+	sec, err := s.readSecret(ctx)
+	if err != nil {
+		return err
+	}
+	if sec == nil {
+		return fmt.Errorf("self-signed certificate: Secret %s/%s does not exist: %w", s.opts.Namespace, s.opts.SecretName, errNotServable)
+	}
+	m, err := parseMaterial(sec.Data)
+	if err != nil {
+		return fmt.Errorf("self-signed certificate: Secret %s/%s: %w: %v", s.opts.Namespace, s.opts.SecretName, errNotServable, err)
+	}
+	now := s.opts.Now()
+	switch leaf, ca := m.leaf(), m.signer(); {
+	case !now.Before(ca.NotAfter):
+		return fmt.Errorf("self-signed certificate: Secret %s/%s: %w: its CA expired at %s", s.opts.Namespace, s.opts.SecretName, errNotServable, ca.NotAfter.UTC().Format(time.RFC3339))
+	case !now.Before(leaf.NotAfter) || now.Before(leaf.NotBefore):
+		return fmt.Errorf("self-signed certificate: Secret %s/%s: %w: it is valid from %s to %s", s.opts.Namespace, s.opts.SecretName, errNotServable,
+			leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339))
+	case !s.names.match(leaf):
+		return fmt.Errorf("self-signed certificate: Secret %s/%s: %w: it is for %s, want %s", s.opts.Namespace, s.opts.SecretName, errNotServable, certNames(leaf), s.names)
+	}
+	s.use(m)
+	return nil
+}
+
+// Rotate keeps the Secret and the webhook configurations' caBundle
+// current: it syncs at once, then every Interval and whenever one of the
+// configurations changes (a helm upgrade that re-creates it, someone who
+// edits its caBundle), until ctx ends. One replica at a time runs it: the
+// holder of the leader Lease.
+func (s *Source) Rotate(ctx context.Context) {
 	trigger := make(chan struct{}, 1)
 	poke := func() {
 		select {
@@ -222,6 +286,7 @@ func (s *Source) Run(ctx context.Context) {
 		default:
 		}
 	}
+	poke()
 	// Only the configurations of that name: RBAC limited to it by
 	// resourceNames allows list and watch with this field selector.
 	factory := informers.NewSharedInformerFactoryWithOptions(s.client, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
@@ -262,7 +327,7 @@ func (s *Source) Run(ctx context.Context) {
 
 // Sync brings the Secret, the certificate served and the webhook
 // configurations' caBundle up to date once: it takes at most one step of
-// a rotation (see decide). Run calls it; tests call it after moving the
+// a rotation (see decide). Rotate calls it; tests call it after moving the
 // clock.
 func (s *Source) Sync(ctx context.Context) error {
 	for range maxAttempts {
@@ -284,16 +349,9 @@ func (s *Source) syncOnce(ctx context.Context) (again bool, err error) {
 	if err != nil {
 		return false, s.rbacHint(err)
 	}
-	secrets := s.client.CoreV1().Secrets(s.opts.Namespace)
-	sec, err := secrets.Get(ctx, s.opts.SecretName, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		sec = nil
-	case err != nil:
-		return false, s.rbacHint(fmt.Errorf("reading Secret %s/%s: %w", s.opts.Namespace, s.opts.SecretName, err))
-	case sec.Type != corev1.SecretTypeTLS:
-		return false, fmt.Errorf("self-signed certificate: Secret %s/%s has type %s, want %s: delete it and the server creates it, or choose another Secret name",
-			s.opts.Namespace, s.opts.SecretName, sec.Type, corev1.SecretTypeTLS)
+	sec, err := s.readSecret(ctx)
+	if err != nil {
+		return false, err
 	}
 
 	now := s.opts.Now()
@@ -337,6 +395,22 @@ func (s *Source) syncOnce(ctx context.Context) (again bool, err error) {
 		}
 	}
 	return false, nil
+}
+
+// readSecret reads the Secret: nil when it does not exist, an error when
+// it cannot be read or is not a kubernetes.io/tls Secret.
+func (s *Source) readSecret(ctx context.Context) (*corev1.Secret, error) {
+	sec, err := s.client.CoreV1().Secrets(s.opts.Namespace).Get(ctx, s.opts.SecretName, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, s.rbacHint(fmt.Errorf("reading Secret %s/%s: %w", s.opts.Namespace, s.opts.SecretName, err))
+	case sec.Type != corev1.SecretTypeTLS:
+		return nil, fmt.Errorf("self-signed certificate: Secret %s/%s has type %s, want %s: delete it and the server creates it, or choose another Secret name",
+			s.opts.Namespace, s.opts.SecretName, sec.Type, corev1.SecretTypeTLS)
+	}
+	return sec, nil
 }
 
 // write stores m in the Secret: a create when sec is nil, otherwise an

@@ -195,16 +195,22 @@ func TestRotationBeforeExpiryKeepsEveryHandshakeWorking(t *testing.T) {
 	for _, src := range replicas {
 		addrs = append(addrs, serveTLS(t, src, &admissions{}))
 	}
-	// step moves the clock, lets every replica sync, and checks that the
-	// replicas serve the Secret's certificate and that a client trusting
-	// the caBundle the API server holds completes a handshake with each.
+	// step moves the clock, lets the Lease holder (replica 0) rotate and
+	// the other replica read the Secret, and checks that the replicas
+	// serve the Secret's certificate and that a client trusting the
+	// caBundle the API server holds completes a handshake with each.
 	step := func(d time.Duration) (served *x509.Certificate, bundle []*x509.Certificate) {
 		t.Helper()
 		now := clock.Add(d)
-		for i, src := range replicas {
-			if err := src.Sync(t.Context()); err != nil {
-				t.Fatalf("replica %d at %s: %v", i, now, err)
-			}
+		if err := replicas[0].Sync(t.Context()); err != nil {
+			t.Fatalf("replica 0 at %s: %v", now, err)
+		}
+		before := f.secret().ResourceVersion
+		if err := replicas[1].Refresh(t.Context()); err != nil {
+			t.Fatalf("replica 1 at %s: %v", now, err)
+		}
+		if after := f.secret().ResourceVersion; after != before {
+			t.Fatalf("at %s the replica without the Lease wrote the Secret", now)
 		}
 		sec := f.secret()
 		if err := f.bundleErr(sec.Data["ca.crt"]); err != nil {
@@ -275,6 +281,56 @@ func TestRotationBeforeExpiryKeepsEveryHandshakeWorking(t *testing.T) {
 	}
 }
 
+// TestOnlyTheLeaseHolderRotates: a replica that does not hold the Lease
+// (Run, not Rotate) leaves a certificate due for renewal alone, and
+// serves the one the holder's rotation wrote.
+func TestOnlyTheLeaseHolderRotates(t *testing.T) {
+	f := newFixture(t)
+	f.createConfigs(nil)
+	clock := newClock()
+	holder := f.start(f.options(clock))
+	opts := f.options(clock)
+	opts.Interval = 20 * time.Millisecond
+	other := f.start(opts)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		other.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	before := f.secret().ResourceVersion
+	old := leaf(t, other)
+
+	clock.Add(245 * day) // past two thirds of the serving certificate's year
+	if err := other.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if after := f.secret().ResourceVersion; after != before {
+		t.Fatalf("the replica without the Lease wrote the Secret (resourceVersion %s, was %s)", after, before)
+	}
+	if !leaf(t, other).Equal(old) {
+		t.Fatal("the replica without the Lease changed its certificate on its own")
+	}
+
+	if err := holder.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	renewed := leaf(t, holder)
+	if renewed.Equal(old) {
+		t.Fatal("the Lease holder did not renew the certificate due")
+	}
+	eventually(t, "the other replica serving the renewed certificate", func() error {
+		if !leaf(t, other).Equal(renewed) {
+			return fmt.Errorf("it serves the certificate valid until %s", leaf(t, other).NotAfter)
+		}
+		return nil
+	})
+}
+
 func TestABundleChangedBySomeoneIsPutBack(t *testing.T) {
 	f := newFixture(t)
 	f.createConfigs(nil)
@@ -288,7 +344,7 @@ func TestABundleChangedBySomeoneIsPutBack(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		src.Run(ctx)
+		src.Rotate(ctx)
 	}()
 	t.Cleanup(func() {
 		cancel()
