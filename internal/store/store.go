@@ -51,6 +51,10 @@ type Store interface {
 	// SwappedImages lists the images admission swapped at or after since
 	// (see SwappedImage).
 	SwappedImages(ctx context.Context, since time.Time) ([]SwappedImage, error)
+	// StaleScans lists the newest scans older than scannedBefore of the
+	// images admitted at or after usedSince, oldest first (see
+	// sqlStore.StaleScans).
+	StaleScans(ctx context.Context, scannedBefore, usedSince time.Time) ([]ScanRecord, error)
 	// Gaps lists gap records whose span ends at or after since, newest
 	// first.
 	Gaps(ctx context.Context, since time.Time) ([]Gap, error)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -166,6 +167,52 @@ func testSuite(t *testing.T, newOpener func(t *testing.T) opener) {
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("SwappedImages =\n %+v\nwant\n %+v", got, want)
+		}
+	})
+	t.Run("stale scans: the newest per manifest, of images in use", func(t *testing.T) {
+		s := newOpener(t)(t)
+		d := func(c string) string { return "sha256:" + strings.Repeat(c, 64) }
+		const mirror = "registry.example.com/mirror/library/nginx:1.27"
+		recs := []AdmissionRecord{admission(5), admission(6), admission(0)}
+		// A Pod that named a digest, and an old admission outside the window.
+		recs[1].Image, recs[1].Normalized, recs[1].Action, recs[1].Target = "quay.io/team/app@"+d("c"), "quay.io/team/app@"+d("c"), "keep", "quay.io/team/app@"+d("c")
+		recs[2].Normalized, recs[2].Target = "ghcr.io/old/one:1", "registry.example.com/mirror/old/one:1"
+		dry := admission(7)
+		dry.DryRun, dry.Normalized, dry.Target = true, "docker.io/library/redis:7", "registry.example.com/mirror/library/redis:7"
+		recs = append(recs, dry)
+		scan := func(at time.Duration, image, index, manifest string) ScanRecord {
+			return ScanRecord{Time: t0.Add(at), Image: image, IndexDigest: index, ManifestDigest: manifest, Scanner: "trivy"}
+		}
+		scans := []ScanRecord{
+			// The mirror's two platforms; amd64 rescanned since.
+			scan(0, mirror+"@"+d("1"), d("1"), d("a")),
+			scan(time.Second, mirror+"@"+d("1"), d("1"), d("b")),
+			scan(time.Hour, mirror+"@"+d("1"), d("1"), d("a")),
+			// By digest, as admitted.
+			scan(2*time.Second, "quay.io/team/app@"+d("c"), d("c"), d("c")),
+			// Admitted before the window, or only in a dry run.
+			scan(3*time.Second, "registry.example.com/mirror/old/one:1@"+d("2"), d("2"), d("2")),
+			scan(4*time.Second, "registry.example.com/mirror/library/redis:7@"+d("3"), d("3"), d("3")),
+		}
+		if err := s.Write(ctx, &Batch{Admissions: recs, Scans: scans}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.StaleScans(ctx, t0.Add(time.Minute), t0.Add(time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, r := range got {
+			keys = append(keys, r.ManifestDigest[7:8]+"@"+r.Time.Sub(t0).String())
+		}
+		if want := []string{"b@1s", "c@2s"}; !slices.Equal(keys, want) {
+			t.Errorf("StaleScans = %q (manifest@age), want %q", keys, want)
+		}
+		if len(got) > 0 && (got[0].Image != mirror+"@"+d("1") || got[0].IndexDigest != d("1")) {
+			t.Errorf("StaleScans[0] = %+v, want the mirror's index scan", got[0])
+		}
+		if got, err := s.StaleScans(ctx, t0.Add(2*time.Hour), t0.Add(time.Second)); err != nil || len(got) != 3 {
+			t.Errorf("StaleScans before 2h = %d scans (%v), want 3 (amd64's newest too)", len(got), err)
 		}
 	})
 	t.Run("a retried batch is written once", func(t *testing.T) {

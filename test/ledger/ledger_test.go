@@ -196,7 +196,7 @@ func TestPostgresDownPastTheQueueBoundWritesAGap(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	const maxQueue = 2000
 	w := store.NewWriter(st, store.WriterOptions{MaxQueue: maxQueue, BatchSize: 500, Interval: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Registerer: reg})
-	dropped := func() float64 { return gather(t, reg, metricDropped) }
+	dropped := func() float64 { return testenv.Gathered(t, reg, metricDropped) }
 
 	// Record i has time t0 + i ms, by which the test knows it again.
 	t0 := time.Now().Truncate(time.Millisecond)
@@ -306,27 +306,6 @@ func TestPostgresDownPastTheQueueBoundWritesAGap(t *testing.T) {
 	if len(listed) != len(recs) || len(auditGaps) != len(gaps) || auditCounted != counted {
 		t.Errorf("audit lists %d records and %d gaps counting %d; want %d records and %d gaps counting %d", len(listed), len(auditGaps), auditCounted, len(recs), len(gaps), counted)
 	}
-}
-
-// gather reads an unlabelled counter or gauge from reg.
-func gather(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name || len(mf.GetMetric()) != 1 {
-			continue
-		}
-		m := mf.GetMetric()[0]
-		if c := m.GetCounter(); c != nil {
-			return c.GetValue()
-		}
-		return m.GetGauge().GetValue()
-	}
-	t.Fatalf("no metric %s", name)
-	return 0
 }
 
 // TestTwoServersShareOnePostgres: two serve processes start at once on one
