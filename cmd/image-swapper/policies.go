@@ -17,7 +17,8 @@ import (
 )
 
 // newPolicyWatcher watches the ClusterImagePolicies and ImagePolicies of
-// the API that access finds (client's), and writes their status.
+// the API that access finds (client's); the Lease holder writes their
+// status (Watcher.WriteStatuses).
 func newPolicyWatcher(access kubeAccess, client kubernetes.Interface, log *slog.Logger) (*policyapi.Watcher, error) {
 	cfg, from, err := access.restConfig()
 	if err != nil {
@@ -28,7 +29,7 @@ func newPolicyWatcher(access kubeAccess, client kubernetes.Interface, log *slog.
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", from, err)
 	}
-	return policyapi.NewWatcher(dyn, client.Discovery(), policyapi.WatcherOptions{Logger: log, WriteStatus: true}), nil
+	return policyapi.NewWatcher(dyn, client.Discovery(), policyapi.WatcherOptions{Logger: log}), nil
 }
 
 // policyFlags say where explain finds the policy objects: manifests

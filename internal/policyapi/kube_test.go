@@ -398,12 +398,18 @@ func TestImagePolicyTakesEffectWithinSeconds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := NewWatcher(dyn, kube.Discovery(), WatcherOptions{WriteStatus: true, DiscoveryInterval: 100 * time.Millisecond})
+	w := NewWatcher(dyn, kube.Discovery(), WatcherOptions{DiscoveryInterval: 100 * time.Millisecond})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		w.Run(ctx, func() *engine.Engine { return base })
 	}()
+	statuses := make(chan struct{})
+	go func() {
+		defer close(statuses)
+		w.WriteStatuses(ctx, func() *engine.Engine { return base })
+	}()
+	defer func() { cancel(); <-statuses }()
 	t.Cleanup(func() { cancel(); <-done })
 	eventually(t, "the watcher syncs", func() (bool, string) { return w.HasSynced(), "not synced" })
 
@@ -492,12 +498,18 @@ func TestInvalidObjectsSayWhyInTheirStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := NewWatcher(dyn, kube.Discovery(), WatcherOptions{WriteStatus: true, DiscoveryInterval: 100 * time.Millisecond})
+	w := NewWatcher(dyn, kube.Discovery(), WatcherOptions{DiscoveryInterval: 100 * time.Millisecond})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		w.Run(ctx, func() *engine.Engine { return base })
 	}()
+	statuses := make(chan struct{})
+	go func() {
+		defer close(statuses)
+		w.WriteStatuses(ctx, func() *engine.Engine { return base })
+	}()
+	defer func() { cancel(); <-statuses }()
 	t.Cleanup(func() { cancel(); <-done })
 	// CEL cannot see that a CEL condition does not compile; the server can.
 	if _, err := create(ctx, dyn, clusterImagePolicy(t, dyn, "bad-condition", ClusterImagePolicySpec{
@@ -568,7 +580,7 @@ func TestWebhookFollowsImagePolicies(t *testing.T) {
 	if err := os.WriteFile(path, []byte(mirrorConfig), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	w := NewWatcher(dyn, kube.Discovery(), WatcherOptions{WriteStatus: true, DiscoveryInterval: 100 * time.Millisecond})
+	w := NewWatcher(dyn, kube.Discovery(), WatcherOptions{DiscoveryInterval: 100 * time.Millisecond})
 	srv, err := webhook.New(webhook.Options{ConfigPath: path, Policies: w})
 	if err != nil {
 		t.Fatal(err)

@@ -23,9 +23,6 @@ import (
 // WatcherOptions configure a Watcher.
 type WatcherOptions struct {
 	Logger *slog.Logger
-	// WriteStatus makes the watcher write the status of the objects (it
-	// needs update on their status subresource).
-	WriteStatus bool
 	// DiscoveryInterval is how often the watcher looks for the CRDs while
 	// they are not installed (default 30s).
 	DiscoveryInterval time.Duration
@@ -37,8 +34,8 @@ type WatcherOptions struct {
 // Watcher keeps the cluster's ClusterImagePolicies and ImagePolicies in
 // informer caches and merges them with the configuration per namespace
 // (Engine), so that a change takes effect as soon as its watch event
-// arrives. It writes each object's status when asked to. It needs list
-// and watch on both resources, and update on their status to write it.
+// arrives; WriteStatuses writes each object's status. It needs list and
+// watch on both resources, and update on their status to write it.
 type Watcher struct {
 	client dynamic.Interface
 	disco  discovery.DiscoveryInterface
@@ -131,8 +128,7 @@ func (w *Watcher) HasSynced() bool {
 }
 
 // Run waits for the CRDs to be installed, then keeps the caches current
-// and, with WriteStatus, the objects' status, until ctx ends. base returns
-// the engine of the configuration in force.
+// until ctx ends. base returns the engine of the configuration in force.
 func (w *Watcher) Run(ctx context.Context, base func() *engine.Engine) {
 	if !w.waitForCRDs(ctx) {
 		return
@@ -143,20 +139,39 @@ func (w *Watcher) Run(ctx context.Context, base func() *engine.Engine) {
 		return
 	}
 	w.log.Info("watching image policies", "clusterImagePolicies", len(w.clusters.GetStore().ListKeys()), "imagePolicies", len(w.locals.GetStore().ListKeys()))
-	// The configuration can change without an event here; a tick
-	// notices, and a status then follows it within a second.
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	// Exceptions expire without an event: the statuses are computed
-	// anew every Resync.
+	// Exceptions expire without an event: the policies are merged anew
+	// every Resync.
 	refresh := time.NewTicker(w.opts.Resync)
 	defer refresh.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-refresh.C:
+			w.touch()
+		}
+	}
+}
+
+// WriteStatuses keeps each object's status (its conditions and
+// observedGeneration) what the merge with the configuration in force
+// makes of it, until ctx ends: once the caches are synced, after each
+// change, and within a second of a configuration change. One replica at
+// a time runs it, the holder of the leader Lease, so that replicas do not
+// race to write the same status. Run must be running.
+func (w *Watcher) WriteStatuses(ctx context.Context, base func() *engine.Engine) {
+	// The configuration can change without an event here; a tick
+	// notices it.
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 	var last *state
 	for {
-		if st := w.current(base()); st != last {
-			last = st
-			if w.opts.WriteStatus && !w.writeStatuses(ctx, st) {
-				last = nil // try again at the next tick
+		if w.HasSynced() && w.installed.Load() {
+			if st := w.current(base()); st != last {
+				last = st
+				if !w.writeStatuses(ctx, st) {
+					last = nil // try again at the next tick
+				}
 			}
 		}
 		select {
@@ -164,8 +179,6 @@ func (w *Watcher) Run(ctx context.Context, base func() *engine.Engine) {
 			return
 		case <-w.changed:
 		case <-tick.C:
-		case <-refresh.C:
-			w.version.Add(1)
 		}
 	}
 }
