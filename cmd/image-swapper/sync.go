@@ -133,13 +133,18 @@ func short(digest string) string {
 }
 
 // newSyncLoop is serve's sync loop (background.go): a pass every
-// mirroring.sync.interval, with the engine in force at each pass (serve's,
-// as reloaded), its copies recorded in the ledger.
+// mirroring.sync.interval, kept in the store (tagsync.Loop), with the
+// engine in force at each pass (serve's, as reloaded), its copies recorded
+// in the ledger.
 func newSyncLoop(current func() *engine.Engine, ledger *copyLedger, client *registry.Client, scans engine.Scans, log *slog.Logger, reg prometheus.Registerer) func(context.Context) {
 	metrics := tagsync.NewMetrics(reg)
 	options := func() tagsync.Options {
 		o := syncOptions(current(), ledger, client, scans, log, false, 0)
 		o.Metrics = metrics
+		// The interval holds across Lease terms, replicas and restarts.
+		if ledger != nil && ledger.st != nil {
+			o.Schedule = ledger.st
+		}
 		return o
 	}
 	return func(ctx context.Context) { tagsync.Loop(ctx, options) }

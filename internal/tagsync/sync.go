@@ -7,10 +7,12 @@
 package tagsync
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -60,6 +62,19 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics, when set, are updated after the pass.
 	Metrics *Metrics
+	// Schedule, when set, keeps Loop's interval across replicas, Lease
+	// terms and restarts (see Loop); store.Store is one.
+	Schedule Schedule
+	// ScheduleCheck is how often Loop with a Schedule looks whether a
+	// pass is due (DefaultScheduleCheck when 0).
+	ScheduleCheck time.Duration
+}
+
+// Schedule is where Loop keeps when the next pass is due: a claim that
+// lasts one interval (store.Claims).
+type Schedule interface {
+	Claim(ctx context.Context, kind, key, holder string, ttl time.Duration) (won bool, current string, err error)
+	Release(ctx context.Context, kind, key, holder string) error
 }
 
 // Outcome is what a pass did with one tag.
@@ -324,21 +339,84 @@ func (m *Metrics) observe(tags []Tag, complete bool) {
 // Loop runs a pass every mirroring.sync.interval of the configuration
 // options returns, until ctx ends: options is called before each pass, so
 // that a reloaded configuration applies to the next one.
+//
+// Without a Schedule, Loop waits one interval before its first pass. With
+// one, the interval holds whoever runs the loop: a pass is due when the
+// schedule's claim, taken for one interval by the last pass, has lapsed;
+// Loop looks every minute (at most). So a Lease that moves at every
+// rollout neither restarts the wait (which could put the sync off for as
+// long as rollouts come more often than the interval) nor adds passes.
 func Loop(ctx context.Context, options func() Options) {
 	for {
 		o := options()
 		interval := o.Engine.Config().Mirroring.Sync.SyncInterval()
-		t := time.NewTimer(interval)
+		wait := interval
+		if o.Schedule != nil {
+			wait = min(interval, cmp.Or(o.ScheduleCheck, DefaultScheduleCheck))
+			scheduledPass(ctx, o, interval)
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
 		case <-t.C:
 		}
-		// The configuration as it is now, not as it was an interval ago.
-		o = options()
-		if _, err := Pass(ctx, o); err != nil && !errors.Is(err, context.Canceled) && o.Logger != nil {
-			o.Logger.Warn("sync pass failed", "error", err)
+		if o.Schedule == nil {
+			// The configuration as it is now, not as it was an interval ago.
+			_ = runPass(ctx, options())
 		}
 	}
+}
+
+// DefaultScheduleCheck is how often Loop with a Schedule looks whether a
+// pass is due.
+const DefaultScheduleCheck = time.Minute
+
+// The schedule's claim.
+const (
+	scheduleKind = "schedule"
+	scheduleKey  = "mirroring.sync"
+)
+
+// scheduledPass runs a pass when the schedule's claim has lapsed, and
+// leaves the claim held for interval. Each attempt claims under a holder
+// of its own, so that a claim this process took is not renewed by asking
+// again. A pass cut short by ctx (the Lease lost, serve stopping) gives
+// the claim back, so that the next holder of the Lease runs it at once.
+func scheduledPass(ctx context.Context, o Options, interval time.Duration) {
+	holder := fmt.Sprintf("%s-%d", scheduleHolder, time.Now().UnixNano())
+	won, _, err := o.Schedule.Claim(ctx, scheduleKind, scheduleKey, holder, interval)
+	if err != nil {
+		if ctx.Err() == nil && o.Logger != nil {
+			o.Logger.Warn("sync: could not read when the next pass is due; trying again in a minute", "error", err)
+		}
+		return
+	}
+	if !won {
+		return
+	}
+	if err := runPass(ctx, o); err != nil && ctx.Err() != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = o.Schedule.Release(rctx, scheduleKind, scheduleKey, holder)
+	}
+}
+
+// scheduleHolder names this process in the schedule's claims.
+var scheduleHolder = func() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		return "image-swapper"
+	}
+	return host
+}()
+
+// runPass runs a pass and logs its failure.
+func runPass(ctx context.Context, o Options) error {
+	_, err := Pass(ctx, o)
+	if err != nil && !errors.Is(err, context.Canceled) && o.Logger != nil {
+		o.Logger.Warn("sync pass failed", "error", err)
+	}
+	return err
 }

@@ -245,6 +245,62 @@ func TestLoopPassesEveryIntervalWithTheConfigurationOfTheMoment(t *testing.T) {
 	}
 }
 
+// With a Schedule (the store), the first term passes at once and holds
+// the schedule for an interval: a loop started again right after, as on
+// the next holder of the Lease, does not pass before the interval is up.
+func TestAScheduledLoopKeepsItsIntervalAcrossTerms(t *testing.T) {
+	f := newFixture(t)
+	e := f.engine(t, "mirroring:\n  sync: {interval: 1h}\n")
+	// term runs a loop until stop is true, and counts its checks.
+	term := func(stop func(checks int) bool) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		checks := 0
+		checked := make(chan int, 100)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			tagsync.Loop(ctx, func() tagsync.Options {
+				checks++
+				select {
+				case checked <- checks:
+				default:
+				}
+				return tagsync.Options{Engine: e, Ledger: f.st, Registry: f.client, Schedule: f.st, ScheduleCheck: 10 * time.Millisecond}
+			})
+		}()
+		deadline := time.After(30 * time.Second)
+		for {
+			select {
+			case n := <-checked:
+				if stop(n) {
+					cancel()
+					<-done
+					return
+				}
+			case <-deadline:
+				t.Fatal("the loop did not get there within 30s")
+			}
+		}
+	}
+
+	moved := f.src.PushIndex(t, "team/app:1.0", 1, "linux/amd64")
+	// The first term: a pass at once, not an hour later.
+	term(func(checks int) bool { return f.dst.Digest(t, "mirror/team/app:1.0") == moved })
+
+	// The next term, an upstream move later: the hour is not up.
+	again := f.src.PushIndex(t, "team/app:1.0", 2, "linux/amd64")
+	f.src.Reset()
+	term(func(checks int) bool { return checks >= 5 })
+	if got := f.dst.Digest(t, "mirror/team/app:1.0"); got != moved {
+		t.Errorf("the next term passed before the interval was up: the mirror has %s (upstream %s), want %s", got, again, moved)
+	}
+	if reqs := f.src.Requests(); len(reqs) != 0 {
+		t.Errorf("the next term asked the source %q before the interval was up", reqs)
+	}
+}
+
 // mirroring.sync.window bounds the admissions a pass keeps fresh: with a
 // window shorter than the age of the fixture's admissions, nothing is
 // checked.
