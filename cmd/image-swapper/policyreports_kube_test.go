@@ -167,6 +167,72 @@ func TestServePolicyReportsOnTheLeaderOnly(t *testing.T) {
 	}
 }
 
+// TestPolicyReportsSinceNarrowsTheWindow: --policy-reports-since 7d
+// leaves out a namespace whose last admission is older, and a PolicyReport
+// of the wider window that no longer has a namespace is deleted.
+func TestPolicyReportsSinceNarrowsTheWindow(t *testing.T) {
+	cp := testenv.SharedControlPlane(t)
+	admin := cp.Config()
+	admin.WarningHandler = rest.NoWarnings{}
+	installPolicyReportCRD(t, admin)
+	user, err := cp.Env.AddUser(envtest.User{Name: "policy-reports-since", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := user.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	writeTestFile(t, kubeconfig, string(kc))
+	client := kubernetes.NewForConfigOrDie(admin)
+	for _, ns := range []string{"prs-system", "prs-recent", "prs-old"} {
+		if _, err := client.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfgPath, st := reportLedger(t)
+	admit(t, st, "s1", "prs-recent", "docker.io/library/nginx:1.27")
+	admitAt(t, st, time.Now().UTC().Add(-10*24*time.Hour), "s2", "prs-old", "docker.io/library/redis:7")
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reports := dynamic.NewForConfigOrDie(admin).Resource(report.PolicyReportResource)
+	exists := func(ns string) bool {
+		_, err := reports.Namespace(ns).Get(context.Background(), report.PolicyReportSource, metav1.GetOptions{})
+		return err == nil
+	}
+	// pass runs the loop of since until its first pass.
+	pass := func(since string) report.Applied {
+		t.Helper()
+		var p passes
+		f := policyReportFlags{enabled: true, interval: time.Hour, since: since, lease: "unused", applied: p.record}
+		loop, err := f.loop((&kubeFlags{kubeconfig: kubeconfig}).access(), "prs-system", func() *config.Config { return cfg }, st, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); loop(ctx) }()
+		waitFor(t, "a pass with --policy-reports-since "+since, 20*time.Second, func() bool { n, _, _ := p.get(); return n > 0 })
+		cancel()
+		<-done
+		_, applied, err := p.get()
+		if err != nil {
+			t.Fatalf("--policy-reports-since %s: %v", since, err)
+		}
+		return applied
+	}
+
+	if got := pass("30d"); got.Created != 2 || !exists("prs-recent") || !exists("prs-old") {
+		t.Fatalf("--policy-reports-since 30d: %+v; want reports in prs-recent and prs-old", got)
+	}
+	if got := pass("7d"); got.Deleted != 1 || exists("prs-old") || !exists("prs-recent") {
+		t.Errorf("--policy-reports-since 7d: %+v; want prs-old's report deleted (its last admission is 10 days old) and prs-recent's kept", got)
+	}
+}
+
 func waitFor(t *testing.T, what string, within time.Duration, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)

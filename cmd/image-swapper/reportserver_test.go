@@ -47,7 +47,13 @@ func reportLedger(t *testing.T) (string, store.Store) {
 // admit records one Pod's admission of image, as the webhook records it.
 func admit(t *testing.T, st store.Store, uid, ns, image string) {
 	t.Helper()
-	err := st.Write(context.Background(), &store.Batch{Admissions: []store.AdmissionRecord{{Time: time.Now().UTC().Add(-time.Minute), UID: uid,
+	admitAt(t, st, time.Now().UTC().Add(-time.Minute), uid, ns, image)
+}
+
+// admitAt records an admission of image in namespace ns at time at.
+func admitAt(t *testing.T, st store.Store, at time.Time, uid, ns, image string) {
+	t.Helper()
+	err := st.Write(context.Background(), &store.Batch{Admissions: []store.AdmissionRecord{{Time: at, UID: uid,
 		Operation: "CREATE", Endpoint: store.EndpointMutate, Namespace: ns, Pod: "web-*", OwnerKind: "ReplicaSet", OwnerName: "web",
 		Container: "app", ContainerKind: store.ContainerRegular, Image: image, Normalized: image, Action: "keep", Target: image, Rule: "default"}}})
 	if err != nil {

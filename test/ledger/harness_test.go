@@ -231,27 +231,46 @@ func (s *server) stop(t *testing.T) {
 	}
 }
 
-// metric reads one unlabelled sample from /metrics.
-func (s *server) metric(t *testing.T, metric string) float64 {
+// metric reads one sample (a name with its labels, as /metrics prints
+// them) from /metrics, and fails the test when there is none.
+func (s *server) metric(t *testing.T, series string) float64 {
 	t.Helper()
+	v, ok, err := s.sample(series)
+	if err == nil && !ok {
+		err = fmt.Errorf("%s: /metrics has no %s", s.name, series)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// sample reads one series from /metrics; ok is false when s has no such
+// sample yet.
+func (s *server) sample(series string) (v float64, ok bool, err error) {
 	resp, err := s.client.Get("https://" + s.addr + "/metrics")
 	if err != nil {
-		t.Fatalf("%s: /metrics: %v", s.name, err)
+		return 0, false, fmt.Errorf("%s: /metrics: %w", s.name, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, false, fmt.Errorf("%s: /metrics: %s", s.name, resp.Status)
+	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), metric+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
+		if rest, found := strings.CutPrefix(sc.Text(), series+" "); found {
+			v, err := strconv.ParseFloat(rest, 64)
 			if err != nil {
-				t.Fatalf("%s: /metrics: %s: %v", s.name, sc.Text(), err)
+				return 0, false, fmt.Errorf("%s: /metrics: %s: %w", s.name, sc.Text(), err)
 			}
-			return f
+			return v, true, nil
 		}
 	}
-	t.Fatalf("%s: /metrics has no %s", s.name, metric)
-	return 0
+	if err := sc.Err(); err != nil {
+		return 0, false, fmt.Errorf("%s: /metrics: %w", s.name, err)
+	}
+	return 0, false, nil
 }
 
 // The writer's metrics.
