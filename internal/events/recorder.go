@@ -21,6 +21,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -40,6 +41,7 @@ const podTemplateHashLabel = "pod-template-hash"
 const (
 	DefaultQueue         = 256
 	DefaultLookupTimeout = 2 * time.Second
+	DefaultPodDelay      = 2 * time.Second
 )
 
 // Options configure a Recorder.
@@ -51,8 +53,13 @@ type Options struct {
 	// before new ones are dropped; DefaultQueue when zero.
 	Queue int
 	// LookupTimeout bounds the GET of a ReplicaSet, to find its
-	// Deployment; DefaultLookupTimeout when zero.
+	// Deployment, or of a Pod, for its UID; DefaultLookupTimeout when zero.
 	LookupTimeout time.Duration
+	// PodDelay is how long after an Event about a Pod being created
+	// without an owner (at /mutate, before it has a UID) the Pod is first
+	// looked up for its UID, once the API server has stored it (then
+	// after twice and four times that); DefaultPodDelay when zero.
+	PodDelay time.Duration
 	// Logger receives what went wrong; discarded when nil.
 	Logger *slog.Logger
 	// Registerer, when set, gets the Recorder's metrics.
@@ -68,6 +75,7 @@ type Recorder struct {
 	queue       chan podEvent
 	owners      *owners
 	timeout     time.Duration
+	podDelay    time.Duration
 	log         *slog.Logger
 	recorded    *prometheus.CounterVec
 	dropped     prometheus.Counter
@@ -85,6 +93,18 @@ type podEvent struct {
 	templateHash    string
 	controller      *metav1.OwnerReference
 	reason, message string
+	// queued is when PodEvent was called; lookups counts the times the
+	// Pod was looked up for its UID, and settled says the looking is over.
+	queued  time.Time
+	lookups int
+	settled bool
+}
+
+// awaitsUID reports whether ev is about a Pod being created, with a name
+// but neither an owner nor a UID yet: kubectl describe selects a Pod's
+// Events by UID, so the Pod is looked up once it is stored.
+func (ev *podEvent) awaitsUID() bool {
+	return ev.controller == nil && ev.uid == "" && ev.name != "" && !ev.settled
 }
 
 // New starts a Recorder that writes Events through client.
@@ -97,6 +117,9 @@ func New(client kubernetes.Interface, opts Options) *Recorder {
 	}
 	if opts.LookupTimeout <= 0 {
 		opts.LookupTimeout = DefaultLookupTimeout
+	}
+	if opts.PodDelay <= 0 {
+		opts.PodDelay = DefaultPodDelay
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -111,6 +134,7 @@ func New(client kubernetes.Interface, opts Options) *Recorder {
 		queue:       make(chan podEvent, opts.Queue),
 		owners:      newOwners(),
 		timeout:     opts.LookupTimeout,
+		podDelay:    opts.PodDelay,
 		log:         opts.Logger,
 		recorded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "image_swapper_events_total",
@@ -140,11 +164,17 @@ func (r *Recorder) PodEvent(namespace string, pod *corev1.Pod, reason, message s
 		templateHash: pod.Labels[podTemplateHashLabel],
 		reason:       reason,
 		message:      message,
+		queued:       time.Now(),
 	}
 	if c := metav1.GetControllerOfNoCopy(pod); c != nil {
 		owner := *c
 		ev.controller = &owner
 	}
+	r.enqueue(ev)
+}
+
+// enqueue queues ev without blocking, and drops it when the queue is full.
+func (r *Recorder) enqueue(ev podEvent) {
 	select {
 	case r.queue <- ev:
 	default:
@@ -169,6 +199,19 @@ func (r *Recorder) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case ev := <-r.queue:
+			if ev.awaitsUID() {
+				uid, again := r.podUID(ctx, ev)
+				if again {
+					// PodDelay, then twice and four times that: the Pod is
+					// stored once /validate has admitted it, which may
+					// wait for a scan.
+					delay := r.podDelay << ev.lookups
+					ev.lookups++
+					time.AfterFunc(delay, func() { r.enqueue(ev) })
+					continue
+				}
+				ev.uid, ev.settled = uid, true
+			}
 			ref := r.involved(ctx, ev)
 			if ref == nil {
 				r.log.Debug("event not recorded: the Pod has neither a name nor an owner yet", "namespace", ev.namespace, "reason", ev.reason, "message", ev.message)
@@ -183,7 +226,8 @@ func (r *Recorder) run(ctx context.Context) {
 // involved is the object an Event is about: the Pod's controller, with a
 // Deployment's ReplicaSet taken back to its Deployment, or else the Pod.
 // A Pod being created has no UID at /mutate, and at /validate one it keeps
-// only if admitted; an Event about it is valid either way. A Pod without a
+// only if admitted; at /mutate it is looked up for its UID once stored
+// (podUID, before involved), and an Event about it is valid either way. A Pod without a
 // name (generateName, at /mutate) and without an owner has nothing to be
 // recorded on: nil.
 func (r *Recorder) involved(ctx context.Context, ev podEvent) *corev1.ObjectReference {
@@ -221,6 +265,39 @@ func (r *Recorder) lookup(ctx context.Context, rs *corev1.ObjectReference) (*cor
 		return nil, nil
 	}
 	return ownerRef(rs.Namespace, c), nil
+}
+
+// podCreatedSlack is how much earlier than its Event a Pod may say it was
+// created (its creationTimestamp has whole seconds, from the API server's
+// clock) and still be the Pod the Event is about.
+const podCreatedSlack = 5 * time.Second
+
+// maxPodLookups bounds the lookups of a Pod for its UID.
+const maxPodLookups = 3
+
+// podUID is the UID of the Pod ev is about, once stored; again says to
+// look later (the Pod is not stored yet). It is "" when the Pod never
+// came (denied), the Pod could not be read, or it is an older Pod of that
+// name (whose creation the Event's request then failed): the Event is
+// recorded by name.
+func (r *Recorder) podUID(ctx context.Context, ev podEvent) (uid types.UID, again bool) {
+	if ev.lookups == 0 {
+		return "", true
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	pod, err := r.client.CoreV1().Pods(ev.namespace).Get(ctx, ev.name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return "", ev.lookups < maxPodLookups
+	case err != nil:
+		r.log.Warn("recording an Event on a Pod without its UID: the Pod could not be read (kubectl describe pod does not list it; kubectl events --for pod/NAME does)",
+			"namespace", ev.namespace, "pod", ev.name, "error", err)
+		return "", false
+	case pod.CreationTimestamp.Time.Before(ev.queued.Add(-podCreatedSlack)):
+		return "", false
+	}
+	return pod.UID, false
 }
 
 // ownerRef is the reference of an owner in namespace.

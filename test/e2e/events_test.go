@@ -113,6 +113,19 @@ rules:
 		s.waitEvent(t, orphan, "ImageDenied", nil)
 	})
 
+	t.Run("a fallback about a Pod without an owner is an Event on the Pod, with its UID", func(t *testing.T) {
+		// At /mutate the Pod has no UID yet; the Event gets it once the Pod
+		// is stored, so that kubectl describe pod lists it.
+		missing := s.source("e2e/events/missing-bare:1.0")
+		s.mustCreatePod(t, ns, newPod("bare-fallback", nil, missing))
+		s.waitEvent(t, s.storedPod(t, ns, "bare-fallback"), "ImageSwapFallback", func(ev *corev1.Event) error {
+			if !strings.Contains(ev.Message, "kept "+missing) {
+				return fmt.Errorf("message %q does not say %s was kept", ev.Message, missing)
+			}
+			return nil
+		})
+	})
+
 	t.Run("a warning about a Pod without an owner is an Event on the Pod", func(t *testing.T) {
 		c := s.mustCreatePod(t, ns, newPod("unpinned", nil, unpinned))
 		expectWarning(t, c.warnings, "pin a version")

@@ -86,10 +86,11 @@ func (s *suite) serverKubeconfig(t *testing.T) string {
 		Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}},
 			{APIGroups: []string{""}, Resources: []string{"secrets", "serviceaccounts"}, Verbs: []string{"get"}},
-			// As the chart: Events on the Pod's owner, and the ReplicaSet
-			// that leads to a Deployment.
+			// As the chart: Events on the Pod's owner, the ReplicaSet that
+			// leads to a Deployment, and a Pod without an owner, for its UID.
 			{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 			{APIGroups: []string{"apps"}, Resources: []string{"replicasets"}, Verbs: []string{"get"}},
+			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get"}},
 			// As the chart's <release>-policies ClusterRole.
 			{APIGroups: []string{"policy.image-swapper.io"}, Resources: []string{"clusterimagepolicies", "imagepolicies"}, Verbs: []string{"get", "list", "watch"}},
 			{APIGroups: []string{"policy.image-swapper.io"}, Resources: []string{"clusterimagepolicies/status", "imagepolicies/status"}, Verbs: []string{"update"}},
