@@ -128,3 +128,36 @@ func BenchmarkBuildBenchLedger(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkStaleScansBenchLedger times the rescan loop's query
+// (store.StaleScans: every image admitted in 30 days, with a scan older
+// than a day) over the ledger TestWriteBenchLedger wrote; it is skipped
+// without one.
+func BenchmarkStaleScansBenchLedger(b *testing.B) {
+	path, dsn := os.Getenv("IMAGE_SWAPPER_BENCH_SQLITE"), os.Getenv("IMAGE_SWAPPER_BENCH_POSTGRES")
+	if path == "" && dsn == "" {
+		b.Skip("set IMAGE_SWAPPER_BENCH_SQLITE=FILE or IMAGE_SWAPPER_BENCH_POSTGRES=DSN to a ledger TestWriteBenchLedger wrote")
+	}
+	ctx := context.Background()
+	var st store.Store
+	var err error
+	if path != "" {
+		st, err = store.OpenSQLite(ctx, path)
+	} else {
+		st, err = store.OpenPostgres(ctx, dsn)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	for b.Loop() {
+		now := time.Now()
+		stale, err := st.StaleScans(ctx, now.Add(-24*time.Hour), now.Add(-30*24*time.Hour))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(stale) != 10_000 {
+			b.Fatalf("%d stale scans, want the ledger's 10,000", len(stale))
+		}
+	}
+}

@@ -49,11 +49,12 @@ func (s *sqlStore) StaleScans(ctx context.Context, scannedBefore, usedSince time
 // admittedImages is the set of images admitted at or after since, by
 // their normalised names and swap targets; dry runs are left out.
 func (s *sqlStore) admittedImages(ctx context.Context, since time.Time) (map[string]bool, error) {
-	rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT DISTINCT n.ref, COALESCE(t.ref, '')
-		FROM admissions a
+	// Distinct ids first, names only for them: a join per record costs
+	// the database two name lookups per record.
+	rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT n.ref, COALESCE(t.ref, '')
+		FROM (SELECT DISTINCT normalized, target FROM admissions WHERE at >= ? AND (flags & 1) = 0) a
 		JOIN images n ON n.id = a.normalized
-		LEFT JOIN images t ON t.id = a.target
-		WHERE a.at >= ? AND (a.flags & 1) = 0`), sinceMillis(since))
+		LEFT JOIN images t ON t.id = a.target`), sinceMillis(since))
 	if err != nil {
 		return nil, s.wrap("reading admitted images", err)
 	}
