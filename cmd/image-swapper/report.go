@@ -100,26 +100,28 @@ namespace, as YAML. serve --report-listen serves the HTML page live.`,
 // reportGCPercent is the report command's GOGC, unless GOGC is set.
 const reportGCPercent = 50
 
-// parseSince reads a --since window: a Go duration, or a number of days
-// ("30d"). "" is no window.
+// parseSince reads a --since window: what the configuration's windows
+// take (30d, 36h, 1d12h: config.ParseRetention), or a fractional number of
+// days (1.5d). "" is no window.
 func parseSince(s string) (time.Duration, error) {
 	if s == "" {
 		return 0, nil
 	}
-	var d time.Duration
-	var err error
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		var n float64
-		n, err = strconv.ParseFloat(days, 64)
-		d = time.Duration(n * float64(24*time.Hour))
-	} else {
-		d, err = time.ParseDuration(s)
+	d, err := config.ParseRetention(s)
+	if days, ok := strings.CutSuffix(s, "d"); ok && err != nil {
+		// NaN and infinities fail the bounds.
+		if n, ferr := strconv.ParseFloat(days, 64); ferr == nil && n > 0 && n <= maxSinceDays {
+			d, err = time.Duration(n*float64(24*time.Hour)), nil
+		}
 	}
 	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("--since %q: want a positive duration such as 30d, 12h or 90m", s)
+		return 0, fmt.Errorf("--since %q: want a positive duration such as 30d, 1.5d, 12h or 1d12h", s)
 	}
 	return d, nil
 }
+
+// maxSinceDays bounds a --since in days, as config.ParseRetention does.
+const maxSinceDays = 100_000
 
 // writeReport writes to path, replacing it only once the report is
 // whole, or to stdout when path is "". A path that is not a regular file

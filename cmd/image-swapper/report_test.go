@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/image-swapper/image-swapper/internal/config"
 	"github.com/image-swapper/image-swapper/internal/store"
 )
 
@@ -151,4 +152,36 @@ func TestReportCommand(t *testing.T) {
 			t.Errorf("%s: exit %d, %q; want exit 2 naming %s", tc.name, code, stderr, tc.want)
 		}
 	}
+}
+
+// --since takes what the configuration's windows take, and fractional days.
+func TestParseSince(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"30d": 30 * 24 * time.Hour, "1.5d": 36 * time.Hour, "1d12h": 36 * time.Hour, "12h": 12 * time.Hour, "90m": 90 * time.Minute, "": 0,
+	} {
+		if got, err := parseSince(in); err != nil || got != want {
+			t.Errorf("parseSince(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"0d", "-3d", "-1h", "month", "d", "NaNd", "infd", "1d-1h", "100001d"} {
+		if d, err := parseSince(in); err == nil || !strings.Contains(err.Error(), "--since") {
+			t.Errorf("parseSince(%q) = %v, %v; want an error naming --since", in, d, err)
+		}
+	}
+}
+
+func FuzzParseSince(f *testing.F) {
+	for _, s := range []string{"30d", "1.5d", "1d12h", "12h", "0d", "-1d", "1e3d", "NaNd"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := parseSince(s)
+		if err == nil && s != "" && d <= 0 {
+			t.Errorf("%q parsed to %v, want a positive window", s, d)
+		}
+		// Whatever the configuration's windows take, --since takes alike.
+		if r, rerr := config.ParseRetention(s); rerr == nil && r > 0 && (err != nil || d != r) {
+			t.Errorf("%q: config.ParseRetention %v, parseSince %v, %v", s, r, d, err)
+		}
+	})
 }
