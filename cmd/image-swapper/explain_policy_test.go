@@ -16,7 +16,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
 	"github.com/image-swapper/image-swapper/internal/policyapi"
@@ -126,18 +125,7 @@ func TestExplainReadsClusterPolicies(t *testing.T) {
 	if _, err := dyn.Resource(policyapi.ImagePolicies).Namespace(ns.Name).Create(ctx, p, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	user, err := cp.Env.AddUser(envtest.User{Name: "explain-admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := adminKubeconfig(t, cp, "explain-admin")
 	code, out, errOut := runCLI(t, "", "explain", "--config", exampleConfig, "-n", ns.Name, "--cluster-policies", "--kubeconfig", kubeconfig, "busybox:1.36")
 	if code != 0 {
 		t.Fatalf("exit %d, stderr: %s", code, errOut)

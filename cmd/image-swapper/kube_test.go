@@ -9,6 +9,9 @@ import (
 	"testing"
 
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/image-swapper/image-swapper/internal/testenv"
 )
 
 // kubeconfigYAML is a kubeconfig with one cluster per server, named after
@@ -157,4 +160,21 @@ func TestKubeAccessLoadingOrder(t *testing.T) {
 			}
 		})
 	}
+}
+
+// adminKubeconfig writes the kubeconfig of a new system:masters user of
+// cp, named name, and returns its path.
+func adminKubeconfig(t *testing.T, cp *testenv.ControlPlane, name string) string {
+	t.Helper()
+	user, err := cp.Env.AddUser(envtest.User{Name: name, Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := user.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	writeTestFile(t, path, string(kc))
+	return path
 }

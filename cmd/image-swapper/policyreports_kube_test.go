@@ -5,7 +5,6 @@ import (
 	"context"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -19,7 +18,6 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/image-swapper/image-swapper/internal/config"
 	"github.com/image-swapper/image-swapper/internal/report"
@@ -89,16 +87,7 @@ func TestServePolicyReportsOnTheLeaderOnly(t *testing.T) {
 	admin := cp.Config()
 	admin.WarningHandler = rest.NoWarnings{}
 	installPolicyReportCRD(t, admin)
-	user, err := cp.Env.AddUser(envtest.User{Name: "policy-reports-admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	writeTestFile(t, kubeconfig, string(kc))
+	kubeconfig := adminKubeconfig(t, cp, "policy-reports-admin")
 	client := kubernetes.NewForConfigOrDie(admin)
 	const home = "prw-system"
 	for _, ns := range []string{home, "prw-shop", "prw-pay", "prw-new"} {
@@ -175,16 +164,7 @@ func TestPolicyReportsSinceNarrowsTheWindow(t *testing.T) {
 	admin := cp.Config()
 	admin.WarningHandler = rest.NoWarnings{}
 	installPolicyReportCRD(t, admin)
-	user, err := cp.Env.AddUser(envtest.User{Name: "policy-reports-since", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	writeTestFile(t, kubeconfig, string(kc))
+	kubeconfig := adminKubeconfig(t, cp, "policy-reports-since")
 	client := kubernetes.NewForConfigOrDie(admin)
 	for _, ns := range []string{"prs-system", "prs-recent", "prs-old"} {
 		if _, err := client.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {

@@ -97,22 +97,8 @@ func TestWriteBenchLedger(t *testing.T) {
 // skipped without either. Run it with -cpuprofile or -memprofile to see
 // where a report's time goes.
 func BenchmarkBuildBenchLedger(b *testing.B) {
-	path, dsn := os.Getenv("IMAGE_SWAPPER_BENCH_SQLITE"), os.Getenv("IMAGE_SWAPPER_BENCH_POSTGRES")
-	if path == "" && dsn == "" {
-		b.Skip("set IMAGE_SWAPPER_BENCH_SQLITE=FILE or IMAGE_SWAPPER_BENCH_POSTGRES=DSN to a ledger TestWriteBenchLedger wrote")
-	}
 	ctx := context.Background()
-	var st store.Store
-	var err error
-	if path != "" {
-		st, err = store.OpenSQLite(ctx, path)
-	} else {
-		st, err = store.OpenPostgres(ctx, dsn)
-	}
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
+	st := openBenchLedger(b)
 	for _, format := range Formats {
 		b.Run(format, func(b *testing.B) {
 			for b.Loop() {
@@ -134,22 +120,8 @@ func BenchmarkBuildBenchLedger(b *testing.B) {
 // than a day) over the ledger TestWriteBenchLedger wrote; it is skipped
 // without one.
 func BenchmarkStaleScansBenchLedger(b *testing.B) {
-	path, dsn := os.Getenv("IMAGE_SWAPPER_BENCH_SQLITE"), os.Getenv("IMAGE_SWAPPER_BENCH_POSTGRES")
-	if path == "" && dsn == "" {
-		b.Skip("set IMAGE_SWAPPER_BENCH_SQLITE=FILE or IMAGE_SWAPPER_BENCH_POSTGRES=DSN to a ledger TestWriteBenchLedger wrote")
-	}
 	ctx := context.Background()
-	var st store.Store
-	var err error
-	if path != "" {
-		st, err = store.OpenSQLite(ctx, path)
-	} else {
-		st, err = store.OpenPostgres(ctx, dsn)
-	}
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
+	st := openBenchLedger(b)
 	for b.Loop() {
 		now := time.Now()
 		stale, err := st.StaleScans(ctx, now.Add(-24*time.Hour), now.Add(-30*24*time.Hour))
@@ -160,4 +132,27 @@ func BenchmarkStaleScansBenchLedger(b *testing.B) {
 			b.Fatalf("%d stale scans, want the ledger's 10,000", len(stale))
 		}
 	}
+}
+
+// openBenchLedger opens the ledger TestWriteBenchLedger wrote to
+// IMAGE_SWAPPER_BENCH_SQLITE or IMAGE_SWAPPER_BENCH_POSTGRES (a DSN), and
+// skips the benchmark without either; it is closed when b ends.
+func openBenchLedger(b *testing.B) store.Store {
+	b.Helper()
+	path, dsn := os.Getenv("IMAGE_SWAPPER_BENCH_SQLITE"), os.Getenv("IMAGE_SWAPPER_BENCH_POSTGRES")
+	if path == "" && dsn == "" {
+		b.Skip("set IMAGE_SWAPPER_BENCH_SQLITE=FILE or IMAGE_SWAPPER_BENCH_POSTGRES=DSN to a ledger TestWriteBenchLedger wrote")
+	}
+	var st store.Store
+	var err error
+	if path != "" {
+		st, err = store.OpenSQLite(context.Background(), path)
+	} else {
+		st, err = store.OpenPostgres(context.Background(), dsn)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	return st
 }

@@ -22,28 +22,14 @@ func (s *sqlStore) StaleScans(ctx context.Context, scannedBefore, usedSince time
 	if len(inUse) == 0 {
 		return nil, nil
 	}
-	rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT `+scanColumns+scanJoins+`
+	return s.queryScans(ctx, "reading stale scans", `SELECT `+scanColumns+scanJoins+`
 		JOIN (SELECT id, ROW_NUMBER() OVER (PARTITION BY index_digest, manifest_digest ORDER BY at DESC, id DESC) AS n
 			FROM scans) l ON l.id = s.id
 		WHERE l.n = 1 AND s.at < ?
-		ORDER BY s.at, s.id`), scannedBefore.UnixMilli())
-	if err != nil {
-		return nil, s.wrap("reading stale scans", err)
-	}
-	defer rows.Close()
-	var out []ScanRecord
-	for rows.Next() {
-		var r ScanRecord
-		var id int64
-		if err := scanScan(rows, &id, &r); err != nil {
-			return nil, s.wrap("reading stale scans", err)
-		}
+		ORDER BY s.at, s.id`, func(r *ScanRecord) bool {
 		name, _, _ := strings.Cut(r.Image, "@")
-		if inUse[r.Image] || inUse[name] {
-			out = append(out, r)
-		}
-	}
-	return out, s.wrap("reading stale scans", rows.Err())
+		return inUse[r.Image] || inUse[name]
+	}, scannedBefore.UnixMilli())
 }
 
 // admittedImages is the set of images admitted at or after since, by

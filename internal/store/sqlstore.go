@@ -684,9 +684,16 @@ func scanScan(sc interface{ Scan(...any) error }, id *int64, r *ScanRecord, extr
 
 // Scans implements Store.
 func (s *sqlStore) Scans(ctx context.Context, q Query) ([]ScanRecord, error) {
-	rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT `+scanColumns+scanJoins+` WHERE s.at >= ? ORDER BY s.at DESC, s.id DESC`+limitClause(q.Limit)), sinceMillis(q.Since))
+	return s.queryScans(ctx, "reading scan records", `SELECT `+scanColumns+scanJoins+` WHERE s.at >= ? ORDER BY s.at DESC, s.id DESC`+limitClause(q.Limit),
+		nil, sinceMillis(q.Since))
+}
+
+// queryScans runs query, which selects scanColumns, and returns the scan
+// records that keep (nil: all) keeps; what names the reading in errors.
+func (s *sqlStore) queryScans(ctx context.Context, what, query string, keep func(*ScanRecord) bool, args ...any) ([]ScanRecord, error) {
+	rows, err := s.db.QueryContext(ctx, s.d.rebind(query), args...)
 	if err != nil {
-		return nil, s.wrap("reading scan records", err)
+		return nil, s.wrap(what, err)
 	}
 	defer rows.Close()
 	var out []ScanRecord
@@ -694,11 +701,13 @@ func (s *sqlStore) Scans(ctx context.Context, q Query) ([]ScanRecord, error) {
 		var r ScanRecord
 		var id int64
 		if err := scanScan(rows, &id, &r); err != nil {
-			return nil, s.wrap("reading scan records", err)
+			return nil, s.wrap(what, err)
 		}
-		out = append(out, r)
+		if keep == nil || keep(&r) {
+			out = append(out, r)
+		}
 	}
-	return out, s.wrap("reading scan records", rows.Err())
+	return out, s.wrap(what, rows.Err())
 }
 
 // LatestScan implements Store.
