@@ -7,16 +7,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"sigs.k8s.io/yaml"
+	"k8s.io/client-go/rest"
 
 	"github.com/image-swapper/image-swapper/internal/policyapi"
 	"github.com/image-swapper/image-swapper/internal/testenv"
@@ -107,7 +103,7 @@ func TestExplainReadsClusterPolicies(t *testing.T) {
 	dyn := dynamic.NewForConfigOrDie(cfg)
 	kube := kubernetes.NewForConfigOrDie(cfg)
 	ctx := context.Background()
-	installPolicyCRDs(t, dyn, kube)
+	installPolicyCRDs(t, cfg)
 
 	ns, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "explain-"}}, metav1.CreateOptions{})
 	if err != nil {
@@ -135,36 +131,15 @@ func TestExplainReadsClusterPolicies(t *testing.T) {
 	}
 }
 
-// installPolicyCRDs installs the chart's CRDs, unless they are there.
-func installPolicyCRDs(t *testing.T, dyn dynamic.Interface, kube kubernetes.Interface) {
+// installPolicyCRDs installs the chart's CRDs, unless they are there, and
+// waits until they are served.
+func installPolicyCRDs(t *testing.T, cfg *rest.Config) {
 	t.Helper()
-	crds := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 	files, err := filepath.Glob("../../deploy/helm/image-swapper/files/crds/*.yaml")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no CRD files (%v)", err)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var u unstructured.Unstructured
-		if err := yaml.Unmarshal(data, &u.Object); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := dyn.Resource(crds).Create(context.Background(), &u, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			t.Fatal(err)
-		}
-	}
-	deadline := time.Now().Add(time.Minute)
-	for {
-		list, err := kube.Discovery().ServerResourcesForGroupVersion(policyapi.APIVersion)
-		if err == nil && len(list.APIResources) >= 4 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the policy CRDs are not served: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := testenv.InstallCRDs(cfg, files...); err != nil {
+		t.Fatal(err)
 	}
 }

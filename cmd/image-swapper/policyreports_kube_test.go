@@ -1,20 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -28,32 +22,8 @@ import (
 // report package's tests keep, and waits until reports can be listed.
 func installPolicyReportCRD(t *testing.T, cfg *rest.Config) {
 	t.Helper()
-	path := "../../internal/report/testdata/crd/wgpolicyk8s.io_policyreports.yaml"
-	data, err := os.ReadFile(path)
-	if err != nil {
+	if err := testenv.InstallCRDs(cfg, "../../internal/report/testdata/crd/wgpolicyk8s.io_policyreports.yaml"); err != nil {
 		t.Fatal(err)
-	}
-	crd := &unstructured.Unstructured{}
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-	for len(crd.Object) == 0 {
-		if err := dec.Decode(&crd.Object); err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-	}
-	delete(crd.Object, "status")
-	dyn := dynamic.NewForConfigOrDie(cfg)
-	crds := dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
-	if _, err := crds.Create(context.Background(), crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatalf("installing %s: %v", path, err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := dyn.Resource(report.PolicyReportResource).List(context.Background(), metav1.ListOptions{}); err == nil {
-			return
-		} else if time.Now().After(deadline) {
-			t.Fatalf("PolicyReports cannot be listed 30s after installing the CRD: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 

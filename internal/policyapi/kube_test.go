@@ -58,7 +58,7 @@ func cluster(t *testing.T) (*rest.Config, dynamic.Interface, kubernetes.Interfac
 	kube := kubernetes.NewForConfigOrDie(cfg)
 	installed.once.Do(func() {
 		start := time.Now()
-		installed.err = installCRDs(dyn, kube)
+		installed.err = installCRDs(cfg)
 		installed.took = time.Since(start)
 	})
 	if installed.err != nil {
@@ -67,38 +67,12 @@ func cluster(t *testing.T) (*rest.Config, dynamic.Interface, kubernetes.Interfac
 	return cfg, dyn, kube
 }
 
-func installCRDs(dyn dynamic.Interface, kube kubernetes.Interface) error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+func installCRDs(cfg *rest.Config) error {
 	files, err := filepath.Glob(filepath.Join(crdDir, "*.yaml"))
 	if err != nil {
 		return err
 	}
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return err
-		}
-		var u unstructured.Unstructured
-		if err := yaml.Unmarshal(data, &u.Object); err != nil {
-			return fmt.Errorf("%s: %w", f, err)
-		}
-		if _, err := dyn.Resource(crdResource).Create(ctx, &u, metav1.CreateOptions{}); err != nil {
-			return fmt.Errorf("installing %s: %w", f, err)
-		}
-	}
-	// Established, and served: discovery lists both resources.
-	for {
-		list, err := kube.Discovery().ServerResourcesForGroupVersion(APIVersion)
-		if err == nil && len(list.APIResources) >= 4 { // two resources and their status
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("the CRDs were not served within a minute (last: %v)", err)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	return testenv.InstallCRDs(cfg, files...)
 }
 
 func namespace(t *testing.T, kube kubernetes.Interface, prefix string) string {

@@ -1,7 +1,6 @@
 package report
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -15,8 +14,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -41,53 +38,12 @@ func (w *warnings) HandleWarningHeader(_ int, _ string, text string) {
 	w.mu.Unlock()
 }
 
-// InstallPolicyReportCRD installs the upstream CRD in the control plane
-// and waits until it is established.
+// installPolicyReportCRD installs the upstream CRD in the control plane
+// and waits until reports can be listed.
 func installPolicyReportCRD(t *testing.T, cfg *rest.Config) {
 	t.Helper()
-	data, err := os.ReadFile(crdPath)
-	if err != nil {
+	if err := testenv.InstallCRDs(cfg, crdPath); err != nil {
 		t.Fatal(err)
-	}
-	// The manifest opens with an empty document ("---" after a blank
-	// line), as controller-gen writes it.
-	crd := &unstructured.Unstructured{}
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-	for len(crd.Object) == 0 {
-		if err := dec.Decode(&crd.Object); err != nil {
-			t.Fatalf("%s: %v", crdPath, err)
-		}
-	}
-	delete(crd.Object, "status")
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	crds := dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
-	ctx := context.Background()
-	if _, err := crds.Create(ctx, crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatalf("installing %s: %v", crdPath, err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		got, err := crds.Get(ctx, crd.GetName(), metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		conds, _, _ := unstructured.NestedSlice(got.Object, "status", "conditions")
-		for _, c := range conds {
-			if m, _ := c.(map[string]any); m["type"] == "Established" && m["status"] == "True" {
-				// Discovery may lag the condition a little.
-				list := dyn.Resource(PolicyReportResource).Namespace("default")
-				if _, err := list.List(ctx, metav1.ListOptions{}); err == nil {
-					return
-				}
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the PolicyReport CRD is not established after 30s: %v", conds)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 

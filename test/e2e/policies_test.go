@@ -3,20 +3,18 @@ package e2e_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
-	"sigs.k8s.io/yaml"
+	"k8s.io/client-go/rest"
 
 	"github.com/image-swapper/image-swapper/internal/policyapi"
+	"github.com/image-swapper/image-swapper/internal/testenv"
 )
 
 // testImagePolicies installs the chart's policy CRDs and runs a server as
@@ -27,7 +25,7 @@ import (
 func (s *suite) testImagePolicies(t *testing.T) {
 	ctx := context.Background()
 	dyn := dynamic.NewForConfigOrDie(s.plane.Config())
-	installPolicyCRDs(t, dyn)
+	installPolicyCRDs(t, s.plane.Config())
 	sw := s.startSwapper(t, swapperOptions{id: "policies", config: s.config(s.dst.Host, "", "")})
 	a, b := "policies-a", "policies-b"
 	s.namespace(t, a, map[string]string{serverLabel: sw.id})
@@ -98,30 +96,13 @@ func (s *suite) testImagePolicies(t *testing.T) {
 
 // installPolicyCRDs installs the CRDs the chart ships, unless they are
 // there, and waits until they are served.
-func installPolicyCRDs(t *testing.T, dyn dynamic.Interface) {
+func installPolicyCRDs(t *testing.T, cfg *rest.Config) {
 	t.Helper()
-	crds := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 	files, err := filepath.Glob("../../deploy/helm/image-swapper/files/crds/*.yaml")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no CRD files (%v)", err)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var u unstructured.Unstructured
-		if err := yaml.Unmarshal(data, &u.Object); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := dyn.Resource(crds).Create(context.Background(), &u, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			t.Fatal(err)
-		}
-	}
-	if err := eventually(time.Minute, 100*time.Millisecond, func() error {
-		_, err := dyn.Resource(policyapi.ImagePolicies).Namespace("default").List(context.Background(), metav1.ListOptions{})
-		return err
-	}); err != nil {
-		t.Fatalf("the policy CRDs are not served: %v", err)
+	if err := testenv.InstallCRDs(cfg, files...); err != nil {
+		t.Fatal(err)
 	}
 }
