@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -44,9 +43,8 @@ func TestAudit(t *testing.T) {
 	}
 
 	audit := func(args ...string) (string, string, int) {
-		var out, errOut bytes.Buffer
-		code := run(append([]string{"audit", "--config", cfgPath}, args...), strings.NewReader(""), &out, &errOut)
-		return out.String(), errOut.String(), code
+		code, out, errOut := runCLI(t, "", append([]string{"audit", "--config", cfgPath}, args...)...)
+		return out, errOut, code
 	}
 	out, stderr, code := audit("--since", "1h", "-o", "json")
 	if code != 0 {

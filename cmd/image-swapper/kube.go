@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -149,6 +150,21 @@ func (a kubeAccess) client() (kubernetes.Interface, string, error) {
 	}
 	cfg.UserAgent = "image-swapper"
 	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", from, err)
+	}
+	return c, from, nil
+}
+
+// dynamicClient connects a dynamic client to the API found by restConfig,
+// for the resources without typed clients (policies, PolicyReports).
+func (a kubeAccess) dynamicClient() (dynamic.Interface, string, error) {
+	cfg, from, err := a.restConfig()
+	if err != nil {
+		return nil, "", err
+	}
+	cfg.UserAgent = "image-swapper"
+	c, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return nil, "", fmt.Errorf("%s: %w", from, err)
 	}

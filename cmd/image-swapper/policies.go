@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/image-swapper/image-swapper/internal/engine"
@@ -20,14 +19,9 @@ import (
 // the API that access finds (client's); the Lease holder writes their
 // status (Watcher.WriteStatuses).
 func newPolicyWatcher(access kubeAccess, client kubernetes.Interface, log *slog.Logger) (*policyapi.Watcher, error) {
-	cfg, from, err := access.restConfig()
+	dyn, _, err := access.dynamicClient()
 	if err != nil {
 		return nil, err
-	}
-	cfg.UserAgent = "image-swapper"
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", from, err)
 	}
 	return policyapi.NewWatcher(dyn, client.Discovery(), policyapi.WatcherOptions{Logger: log}), nil
 }
@@ -88,14 +82,9 @@ func (p *policyFlags) namespace(ctx context.Context, e *engine.Engine, ns string
 
 func (p *policyFlags) read(ctx context.Context, ns string, stdin io.Reader) (*policyapi.Objects, error) {
 	if p.cluster {
-		cfg, from, err := p.kube.access().restConfig()
+		dyn, from, err := p.kube.access().dynamicClient()
 		if err != nil {
 			return nil, err
-		}
-		cfg.UserAgent = "image-swapper"
-		dyn, err := dynamic.NewForConfig(cfg)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", from, err)
 		}
 		ctx, cancel := context.WithTimeout(ctx, policyReadTimeout)
 		defer cancel()

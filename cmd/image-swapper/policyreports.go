@@ -51,11 +51,7 @@ func (f *policyReportFlags) loop(kube kubeAccess, namespace string, current func
 	if f.interval <= 0 {
 		return nil, fmt.Errorf("--policy-reports-interval %s: want a positive duration", f.interval)
 	}
-	restCfg, _, err := kube.restConfig()
-	if err != nil {
-		return nil, fmt.Errorf("--policy-reports: %w", err)
-	}
-	dyn, err := dynamic.NewForConfig(restCfg)
+	dyn, _, err := kube.dynamicClient()
 	if err != nil {
 		return nil, fmt.Errorf("--policy-reports: %w", err)
 	}

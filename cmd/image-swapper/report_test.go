@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -48,9 +47,8 @@ func TestReportCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	report := func(args ...string) (string, string, int) {
-		var out, errOut bytes.Buffer
-		code := run(append([]string{"report", "--config", cfgPath}, args...), strings.NewReader(""), &out, &errOut)
-		return out.String(), errOut.String(), code
+		code, out, errOut := runCLI(t, "", append([]string{"report", "--config", cfgPath}, args...)...)
+		return out, errOut, code
 	}
 
 	out, stderr, code := report("--since", "30d", "-o", "json")
