@@ -365,26 +365,28 @@ func eventually(t *testing.T, what string, check func() (bool, string)) time.Dur
 	return 0
 }
 
+// startWatcher runs a watcher over base until the test ends, writing the
+// statuses too, as the Lease holder does.
+func startWatcher(t *testing.T, dyn dynamic.Interface, kube kubernetes.Interface, base *engine.Engine) *Watcher {
+	t.Helper()
+	w := NewWatcher(dyn, kube.Discovery(), WatcherOptions{DiscoveryInterval: 100 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	current := func() *engine.Engine { return base }
+	var wg sync.WaitGroup
+	wg.Go(func() { w.Run(ctx, current) })
+	wg.Go(func() { w.WriteStatuses(ctx, current) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return w
+}
+
 func TestImagePolicyTakesEffectWithinSeconds(t *testing.T) {
 	_, dyn, kube := cluster(t)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx := context.Background()
 	base, err := engine.New(baseConfig(t, mirrorConfig+scanningConfig))
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := NewWatcher(dyn, kube.Discovery(), WatcherOptions{DiscoveryInterval: 100 * time.Millisecond})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		w.Run(ctx, func() *engine.Engine { return base })
-	}()
-	statuses := make(chan struct{})
-	go func() {
-		defer close(statuses)
-		w.WriteStatuses(ctx, func() *engine.Engine { return base })
-	}()
-	defer func() { cancel(); <-statuses }()
-	t.Cleanup(func() { cancel(); <-done })
+	w := startWatcher(t, dyn, kube, base)
 	eventually(t, "the watcher syncs", func() (bool, string) { return w.HasSynced(), "not synced" })
 
 	a, b := namespace(t, kube, "fast-a"), namespace(t, kube, "fast-b")
@@ -467,24 +469,12 @@ func TestImagePolicyTakesEffectWithinSeconds(t *testing.T) {
 
 func TestInvalidObjectsSayWhyInTheirStatus(t *testing.T) {
 	_, dyn, kube := cluster(t)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx := context.Background()
 	base, err := engine.New(baseConfig(t, mirrorConfig))
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := NewWatcher(dyn, kube.Discovery(), WatcherOptions{DiscoveryInterval: 100 * time.Millisecond})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		w.Run(ctx, func() *engine.Engine { return base })
-	}()
-	statuses := make(chan struct{})
-	go func() {
-		defer close(statuses)
-		w.WriteStatuses(ctx, func() *engine.Engine { return base })
-	}()
-	defer func() { cancel(); <-statuses }()
-	t.Cleanup(func() { cancel(); <-done })
+	startWatcher(t, dyn, kube, base)
 	// CEL cannot see that a CEL condition does not compile; the server can.
 	if _, err := create(ctx, dyn, clusterImagePolicy(t, dyn, "bad-condition", ClusterImagePolicySpec{
 		Rules: []config.Rule{{Registry: "quay.io", Action: config.ActionDeny, Condition: "namespace.nope("}},
