@@ -616,14 +616,22 @@ func checkNoSelfSignedRBAC(t *testing.T, r *rendered) {
 }
 
 func TestReleaseIsWhatRenderShRendersNow(t *testing.T) {
-	want, err := os.ReadFile(releaseFile)
+	checkRenderedIsCurrent(t, releaseFile)
+}
+
+// checkRenderedIsCurrent checks that file is what deploy/render.sh prints
+// with args and then "-" (stdout), with each major version of Helm.
+func checkRenderedIsCurrent(t *testing.T, file string, args ...string) {
+	t.Helper()
+	want, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
+	args = append(append([]string{renderShell}, args...), "-")
 	for _, variable := range helmVariables {
 		t.Run(variable, func(t *testing.T) {
 			bin := requireHelm(t, variable)
-			cmd := exec.Command("bash", renderShell, "-")
+			cmd := exec.Command("bash", args...)
 			// Only this Helm, so that each major version is checked.
 			env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
 				return strings.HasPrefix(kv, "IMAGE_SWAPPER_HELM")
@@ -633,10 +641,10 @@ func TestReleaseIsWhatRenderShRendersNow(t *testing.T) {
 			cmd.Stderr = &stderr
 			got, err := cmd.Output()
 			if err != nil {
-				t.Fatalf("deploy/render.sh: %v\n%s", err, stderr.String())
+				t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, stderr.String())
 			}
 			if !bytes.Equal(got, want) {
-				t.Errorf("deploy/release.yaml is stale: run `eval \"$(bash .ci/tools.sh helm)\"; deploy/render.sh`; first difference at line %d", firstDifferentLine(got, want))
+				t.Errorf("%s is stale: run `eval \"$(bash .ci/tools.sh helm)\"; deploy/render.sh`; first difference at line %d", strings.TrimPrefix(file, "../../"), firstDifferentLine(got, want))
 			}
 		})
 	}

@@ -146,29 +146,7 @@ func TestPrometheusRuleWrapsTheRuleGroups(t *testing.T) {
 }
 
 func TestPrometheusRuleIsWhatRenderShRendersNow(t *testing.T) {
-	want, err := os.ReadFile(prometheusRuleFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, variable := range helmVariables {
-		t.Run(variable, func(t *testing.T) {
-			bin := requireHelm(t, variable)
-			cmd := exec.Command("bash", renderShell, "--prometheusrule", "-")
-			env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
-				return strings.HasPrefix(kv, "IMAGE_SWAPPER_HELM")
-			})
-			cmd.Env = append(env, variable+"="+bin)
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			got, err := cmd.Output()
-			if err != nil {
-				t.Fatalf("deploy/render.sh --prometheusrule -: %v\n%s", err, stderr.String())
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("deploy/monitoring/prometheusrule.yaml is stale: run `eval \"$(bash .ci/tools.sh helm)\"; deploy/render.sh`; first difference at line %d", firstDifferentLine(got, want))
-			}
-		})
-	}
+	checkRenderedIsCurrent(t, prometheusRuleFile, "--prometheusrule")
 }
 
 func TestChartRendersThePrometheusRuleOnlyWhenEnabled(t *testing.T) {
