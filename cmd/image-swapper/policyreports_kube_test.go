@@ -91,11 +91,11 @@ func TestServePolicyReportsOnTheLeaderOnly(t *testing.T) {
 
 	var a, b passes
 	ra := startReplica(&a)
-	waitFor(t, "replica a writes the reports of prw-shop and prw-pay", 20*time.Second, func() bool { return exists("prw-shop") && exists("prw-pay") })
+	testenv.WaitFor(t, "replica a writes the reports of prw-shop and prw-pay", 20*time.Second, func() bool { return exists("prw-shop") && exists("prw-pay") })
 	startReplica(&b)
 	// A pod in a new namespace: the leader adds its report.
 	admit(t, st, "u3", "prw-new", "docker.io/library/debian:12")
-	waitFor(t, "replica a writes the report of prw-new", 10*time.Second, func() bool { return exists("prw-new") })
+	testenv.WaitFor(t, "replica a writes the report of prw-new", 10*time.Second, func() bool { return exists("prw-new") })
 	time.Sleep(time.Second)
 	if n, _, _ := b.get(); n != 0 {
 		t.Fatalf("replica b made %d passes while a led", n)
@@ -108,7 +108,7 @@ func TestServePolicyReportsOnTheLeaderOnly(t *testing.T) {
 	ra.stop()
 	stopped := time.Now()
 	na, _, _ = a.get()
-	waitFor(t, "replica b takes over", 20*time.Second, func() bool { n, _, _ := b.get(); return n > 0 })
+	testenv.WaitFor(t, "replica b takes over", 20*time.Second, func() bool { n, _, _ := b.get(); return n > 0 })
 	t.Logf("replica b took over %s after replica a stopped", time.Since(stopped).Round(time.Millisecond))
 	if n, _, _ := a.get(); n != na {
 		t.Errorf("replica a made %d passes after it stopped", n-na)
@@ -165,7 +165,7 @@ func TestPolicyReportsSinceNarrowsTheWindow(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { defer close(done); loop(ctx) }()
-		waitFor(t, "a pass with --policy-reports-since "+since, 20*time.Second, func() bool { n, _, _ := p.get(); return n > 0 })
+		testenv.WaitFor(t, "a pass with --policy-reports-since "+since, 20*time.Second, func() bool { n, _, _ := p.get(); return n > 0 })
 		cancel()
 		<-done
 		_, applied, err := p.get()
@@ -180,16 +180,5 @@ func TestPolicyReportsSinceNarrowsTheWindow(t *testing.T) {
 	}
 	if got := pass("7d"); got.Deleted != 1 || exists("prs-old") || !exists("prs-recent") {
 		t.Errorf("--policy-reports-since 7d: %+v; want prs-old's report deleted (its last admission is 10 days old) and prs-recent's kept", got)
-	}
-}
-
-func waitFor(t *testing.T, what string, within time.Duration, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, within)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -339,7 +339,7 @@ func TestServeSelfSignedRotatesOnTheLeaseHolder(t *testing.T) {
 	var bundle []byte
 	trust := func(p *serveProcess) {
 		t.Helper()
-		waitFor(t, "the Secret", time.Minute, func() bool {
+		testenv.WaitFor(t, "the Secret", time.Minute, func() bool {
 			sec, err := client.CoreV1().Secrets(s.on).Get(ctx, "tls", metav1.GetOptions{})
 			if err != nil {
 				return false
@@ -366,7 +366,7 @@ func TestServeSelfSignedRotatesOnTheLeaseHolder(t *testing.T) {
 		if _, err := api.MutatingWebhookConfigurations().Update(ctx, m, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the caBundle put back by "+by, time.Minute, func() bool {
+		testenv.WaitFor(t, "the caBundle put back by "+by, time.Minute, func() bool {
 			mb, _ := published()
 			return bytes.Equal(mb, bundle)
 		})
@@ -374,7 +374,7 @@ func TestServeSelfSignedRotatesOnTheLeaseHolder(t *testing.T) {
 
 	a := s.startServe(t, env, args...)
 	trust(a)
-	waitFor(t, "replica a holds the Lease", time.Minute, func() bool { return holder() != "" })
+	testenv.WaitFor(t, "replica a holds the Lease", time.Minute, func() bool { return holder() != "" })
 	first := holder()
 	b := s.startServe(t, env, args...)
 	trust(b)
@@ -391,7 +391,7 @@ func TestServeSelfSignedRotatesOnTheLeaseHolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-a.exited
-	waitFor(t, "replica b takes the Lease", time.Minute, func() bool { h := holder(); return h != "" && h != first })
+	testenv.WaitFor(t, "replica b takes the Lease", time.Minute, func() bool { h := holder(); return h != "" && h != first })
 	restored("replica b")
 	if !strings.Contains(b.out.String(), "leading") {
 		t.Errorf("replica b's log does not say it leads:\n%s", b.out.Tail())

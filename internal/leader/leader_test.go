@@ -62,17 +62,6 @@ func start(t *testing.T, client kubernetes.Interface, ns, name string) *replica 
 	return r
 }
 
-func waitFor(t *testing.T, what string, within time.Duration, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %s", what, within)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func holder(t *testing.T, client kubernetes.Interface, ns string) string {
 	t.Helper()
 	l, err := client.CoordinationV1().Leases(ns).Get(context.Background(), "image-swapper", metav1.GetOptions{})
@@ -100,7 +89,7 @@ func TestTheLeaseMovesWhenItsHolderStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := start(t, client, ns, "replica-a")
-	waitFor(t, "replica-a leads", 10*time.Second, a.leading)
+	testenv.WaitFor(t, "replica-a leads", 10*time.Second, a.leading)
 	b := start(t, client, ns, "replica-b")
 	// b campaigns for a while, and does not lead.
 	time.Sleep(2 * time.Second)
@@ -116,7 +105,7 @@ func TestTheLeaseMovesWhenItsHolderStops(t *testing.T) {
 	if a.leading() {
 		t.Fatal("a's work still runs after its Run returned")
 	}
-	waitFor(t, "replica-b takes over", 10*time.Second, b.leading)
+	testenv.WaitFor(t, "replica-b takes over", 10*time.Second, b.leading)
 	t.Logf("replica-b took over %s after replica-a stopped", time.Since(stopped).Round(time.Millisecond))
 	if h := holder(t, client, ns); h != "replica-b" {
 		t.Errorf("Lease held by %q, want replica-b", h)
@@ -137,7 +126,7 @@ func TestWorkStopsWhenTheLeaseIsLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := start(t, client, ns, "replica-a")
-	waitFor(t, "replica-a leads", 10*time.Second, a.leading)
+	testenv.WaitFor(t, "replica-a leads", 10*time.Second, a.leading)
 	leases := client.CoordinationV1().Leases(ns)
 	l, err := leases.Get(context.Background(), "image-swapper", metav1.GetOptions{})
 	if err != nil {
@@ -149,8 +138,8 @@ func TestWorkStopsWhenTheLeaseIsLost(t *testing.T) {
 	if _, err := leases.Update(context.Background(), l, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "replica-a's work stops", 10*time.Second, func() bool { return !a.leading() })
-	waitFor(t, "replica-a leads again after the thief's term", 15*time.Second, a.leading)
+	testenv.WaitFor(t, "replica-a's work stops", 10*time.Second, func() bool { return !a.leading() })
+	testenv.WaitFor(t, "replica-a leads again after the thief's term", 15*time.Second, a.leading)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.terms != 2 {

@@ -13,6 +13,7 @@ import (
 	"github.com/image-swapper/image-swapper/internal/scan"
 	"github.com/image-swapper/image-swapper/internal/store"
 	"github.com/image-swapper/image-swapper/internal/store/storetest"
+	"github.com/image-swapper/image-swapper/internal/testenv"
 	"github.com/image-swapper/image-swapper/internal/vulngate"
 )
 
@@ -120,7 +121,7 @@ func TestReplicasOnOnePostgresScanOnce(t *testing.T) {
 		t.Errorf("claims: %d won, %d lost; want 2 and 2 (each manifest won by one replica, waited for by the other)", won, lost)
 	}
 	// The ledger holds one record per manifest, not one per replica.
-	eventually(t, "both scans are in the store", func() bool {
+	testenv.WaitFor(t, "both scans are in the store", 10*time.Second, func() bool {
 		recs, err := replicas[0].st.Scans(context.Background(), store.Query{})
 		return err == nil && len(recs) == 2
 	})
@@ -161,16 +162,5 @@ func TestReplicaTakesOverAScanItsHolderAbandoned(t *testing.T) {
 	}
 	if r.claims(t, claim.Lost) != 2 || r.claims(t, claim.TakenOver) != 2 {
 		t.Errorf("claims: lost %d, taken over %d; want 2, 2", r.claims(t, claim.Lost), r.claims(t, claim.TakenOver))
-	}
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("never happened: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

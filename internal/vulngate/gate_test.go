@@ -307,15 +307,10 @@ image_swapper_scans_total{result="success"} 2
 	}
 }
 
+// waitFor is testenv.WaitFor with the package's bound.
 func waitFor(t *testing.T, ok func() bool, what string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.WaitFor(t, what, 30*time.Second, ok)
 }
 
 // The engine judges what the gate knows with the policy in force.

@@ -56,7 +56,7 @@ func (sw *swapper) mutateCalls(t *testing.T) float64 {
 func (sw *swapper) waitMutateCalls(t *testing.T, want float64) {
 	t.Helper()
 	var got float64
-	err := eventually(10*time.Second, 50*time.Millisecond, func() error {
+	err := testenv.Eventually(10*time.Second, 50*time.Millisecond, func() error {
 		if got = sw.mutateCalls(t); got < want {
 			return fmt.Errorf("/mutate answered %v AdmissionReviews, want at least %v", got, want)
 		}
@@ -127,13 +127,13 @@ func (s *suite) testScoping(t *testing.T, sw *swapper) {
 func (sw *swapper) waitCalledIn(t *testing.T, s *suite, ns string) {
 	t.Helper()
 	probe := newPod("probe", nil, s.source("e2e/probe:1.0"))
-	err := eventually(30*time.Second, 100*time.Millisecond, func() error {
+	err := testenv.Eventually(30*time.Second, 100*time.Millisecond, func() error {
 		before := sw.mutateCalls(t)
 		if c := s.createPod(ns, probe, true); c.err != nil {
 			return c.err
 		}
 		// The server counts a review just after answering it.
-		return eventually(time.Second, 20*time.Millisecond, func() error {
+		return testenv.Eventually(time.Second, 20*time.Millisecond, func() error {
 			if sw.mutateCalls(t) == before {
 				return fmt.Errorf("the API server does not send Pods in namespace %s to image-swapper %s", ns, sw.id)
 			}
@@ -193,7 +193,7 @@ func (s *suite) testReinvocationAndUpdate(t *testing.T, sw *swapper) {
 	// The injector's configuration is new; wait until the API server
 	// calls it (a dry run has no side effects).
 	probe := newPod("probe", map[string]string{injectLabel: "sidecar"}, s.source(app))
-	err := eventually(60*time.Second, 200*time.Millisecond, func() error {
+	err := testenv.Eventually(60*time.Second, 200*time.Millisecond, func() error {
 		c := s.createPod(ns, probe, true)
 		if c.err != nil {
 			return c.err
@@ -495,7 +495,7 @@ func (s *suite) testCertRotation(t *testing.T) {
 	defer halt()
 	waitCount := func(n int) {
 		t.Helper()
-		if err := eventually(60*time.Second, 20*time.Millisecond, func() error {
+		if err := testenv.Eventually(60*time.Second, 20*time.Millisecond, func() error {
 			if got := count(); got < n {
 				return fmt.Errorf("%d Pods created, waiting for %d", got, n)
 			}
@@ -517,7 +517,7 @@ func (s *suite) testCertRotation(t *testing.T) {
 	if err := sw.certs.write(next); err != nil {
 		t.Fatalf("rotating the serving certificate: %v", err)
 	}
-	err = eventually(30*time.Second, 50*time.Millisecond, func() error {
+	err = testenv.Eventually(30*time.Second, 50*time.Millisecond, func() error {
 		got, err := servedSerial(sw.addr, sw.ca)
 		if err != nil {
 			return err
@@ -547,7 +547,7 @@ func (s *suite) testCertRotation(t *testing.T) {
 		cc.CABundle = append(append([]byte(nil), sw.ca.PEM...), nextCA.PEM...)
 		sel.MatchExpressions[0].Values = append(sel.MatchExpressions[0].Values, probeNS)
 	})
-	err = eventually(60*time.Second, 100*time.Millisecond, func() error {
+	err = testenv.Eventually(60*time.Second, 100*time.Millisecond, func() error {
 		c := s.createPod(probeNS, newPod("probe", nil, src), true)
 		if c.err != nil {
 			return c.err

@@ -15,10 +15,8 @@
 package e2e_test
 
 import (
-	"fmt"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/image-swapper/image-swapper/internal/testenv"
 )
@@ -62,21 +60,4 @@ func TestAdmission(t *testing.T) {
 	t.Run("certificate rotation", s.testCertRotation)
 	t.Run("image policies", s.testImagePolicies)
 	t.Run("events", s.testEvents)
-}
-
-// eventually calls check every interval until it returns nil or timeout
-// passes, and returns its last error. The timeouts callers give are
-// generous bounds for a loaded machine, not performance assertions.
-func eventually(timeout, interval time.Duration, check func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("still failing after %s: %w", timeout, err)
-		}
-		time.Sleep(interval)
-	}
 }

@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
+
+	"github.com/image-swapper/image-swapper/internal/testenv"
 )
 
 // testEvents proves that denials, warnings and fallbacks become Events on
@@ -192,7 +194,7 @@ func (s *suite) eventsOn(t *testing.T, obj runtime.Object, reason string) []core
 func (s *suite) waitEvent(t *testing.T, obj runtime.Object, reason string, check func(*corev1.Event) error) *corev1.Event {
 	t.Helper()
 	var got *corev1.Event
-	err := eventually(20*time.Second, 100*time.Millisecond, func() error {
+	err := testenv.Eventually(20*time.Second, 100*time.Millisecond, func() error {
 		evs := s.eventsOn(t, obj, reason)
 		if len(evs) != 1 {
 			return fmt.Errorf("%d %s Events, want 1: %+v", len(evs), reason, evs)

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/image-swapper/image-swapper/internal/testenv"
 )
 
 // testLedger: serve records each image decision of both webhooks in its
@@ -29,7 +31,7 @@ func (s *suite) testLedger(t *testing.T, sw *swapper) {
 		UID, Operation, Endpoint, Namespace, Pod, Container, Image, Action, Target string
 	}
 	var got map[string]record
-	err := eventually(30*time.Second, 200*time.Millisecond, func() error {
+	err := testenv.Eventually(30*time.Second, 200*time.Millisecond, func() error {
 		cmd := exec.Command(s.binary, "audit", "--config", sw.configPath, "--namespace", "ledger", "-o", "json")
 		cmd.Env = append(os.Environ(), sw.stateEnv())
 		var stderr bytes.Buffer
@@ -74,7 +76,7 @@ func (s *suite) testLedger(t *testing.T, sw *swapper) {
 // tags, PolicyReports); the servers of the suite share it, so one holds it.
 func (s *suite) testLease(t *testing.T) {
 	var holder string
-	err := eventually(30*time.Second, 200*time.Millisecond, func() error {
+	err := testenv.Eventually(30*time.Second, 200*time.Millisecond, func() error {
 		l, err := s.kube.CoordinationV1().Leases(serverNamespace).Get(context.Background(), "image-swapper-leader", metav1.GetOptions{})
 		if err != nil {
 			return err

@@ -61,7 +61,7 @@ func (s *suite) testImagePolicies(t *testing.T) {
 	start := time.Now()
 	var denied created
 	n := 0
-	if err := eventually(10*time.Second, 50*time.Millisecond, func() error {
+	if err := testenv.Eventually(10*time.Second, 50*time.Millisecond, func() error {
 		n++
 		denied = s.createPod(a, pod(fmt.Sprintf("after-%d", n)), false)
 		if denied.err == nil {
@@ -75,7 +75,7 @@ func (s *suite) testImagePolicies(t *testing.T) {
 	expectDenied(t, denied, "container tool", banned, "ImagePolicy/"+a+"/no-tools")
 	s.mustCreatePod(t, b, pod("other-namespace"))
 
-	if err := eventually(10*time.Second, 100*time.Millisecond, func() error {
+	if err := testenv.Eventually(10*time.Second, 100*time.Millisecond, func() error {
 		u, err := dyn.Resource(policyapi.ImagePolicies).Namespace(a).Get(ctx, "no-tools", metav1.GetOptions{})
 		if err != nil {
 			return err

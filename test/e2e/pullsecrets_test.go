@@ -122,7 +122,7 @@ registries:
 	// test through a pipe, possibly a moment after the answer.
 	var logs string
 	refused := source("e2e/private/other:1.0")
-	err := eventually(10*time.Second, 50*time.Millisecond, func() error {
+	err := testenv.Eventually(10*time.Second, 50*time.Millisecond, func() error {
 		logs = sw.proc.Logs()
 		if !strings.Contains(logs, "src="+refused) || !strings.Contains(logs, "401 Unauthorized") {
 			return fmt.Errorf("no refused copy of %s logged", refused)

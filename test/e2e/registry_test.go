@@ -11,6 +11,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/image-swapper/image-swapper/internal/testenv"
 )
 
 // ref parses "host/repo:tag" for a registry spoken to over plain HTTP.
@@ -86,7 +88,7 @@ func manifestDigest(t *testing.T, r string) (v1.Hash, error) {
 func waitForImage(t *testing.T, r string) v1.Hash {
 	t.Helper()
 	var d v1.Hash
-	err := eventually(60*time.Second, 100*time.Millisecond, func() error {
+	err := testenv.Eventually(60*time.Second, 100*time.Millisecond, func() error {
 		var err error
 		d, err = manifestDigest(t, r)
 		return err

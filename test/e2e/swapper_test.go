@@ -171,7 +171,7 @@ func (sw *swapper) start(t *testing.T, s *suite, opts swapperOptions) error {
 		return err
 	}
 	sw.addr, sw.proc = addr, proc
-	err = eventually(60*time.Second, 100*time.Millisecond, func() error {
+	err = testenv.Eventually(60*time.Second, 100*time.Millisecond, func() error {
 		if !proc.Running() {
 			return errors.New("exited")
 		}
@@ -276,7 +276,7 @@ func (s *suite) registerWebhooks(t *testing.T, sw *swapper, opts swapperOptions)
 func (sw *swapper) waitCalled(t *testing.T, s *suite) {
 	t.Helper()
 	probe := newPod("probe", nil, s.source("e2e/probe:1.0"))
-	err := eventually(60*time.Second, 200*time.Millisecond, func() error {
+	err := testenv.Eventually(60*time.Second, 200*time.Millisecond, func() error {
 		c := s.createPod(sw.probeNamespace, probe, true)
 		if c.err != nil {
 			return c.err
@@ -360,7 +360,7 @@ func (sw *swapper) reload(t *testing.T, config string) {
 	if err := os.Rename(tmp, sw.configPath); err != nil {
 		t.Fatal(err)
 	}
-	err := eventually(30*time.Second, 100*time.Millisecond, func() error {
+	err := testenv.Eventually(30*time.Second, 100*time.Millisecond, func() error {
 		if sw.metric(t, "image_swapper_config_reloads_total", `result="failure"`) > failedBefore {
 			return errors.New("the server rejected the new configuration")
 		}

@@ -173,7 +173,7 @@ func (f *fixture) tryStartServe(name string, shutdownDelay time.Duration) (*serv
 		return nil, err
 	}
 	s := &server{name: name + " on " + addr, addr: addr, proc: proc, client: f.client()}
-	err = eventually(60*time.Second, 50*time.Millisecond, func() error {
+	err = testenv.Eventually(60*time.Second, 50*time.Millisecond, func() error {
 		if !proc.Running() {
 			return errors.New("exited")
 		}
@@ -601,21 +601,4 @@ func first(uids []string) string {
 		return strings.Join(uids[:n], ", ") + ", ..."
 	}
 	return strings.Join(uids, ", ")
-}
-
-// eventually calls check every interval until it returns nil or timeout
-// passes, and returns its last error. Timeouts are generous bounds for a
-// loaded machine, not performance assertions.
-func eventually(timeout, interval time.Duration, check func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("still failing after %s: %w", timeout, err)
-		}
-		time.Sleep(interval)
-	}
 }

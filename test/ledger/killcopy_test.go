@@ -14,6 +14,7 @@ import (
 
 	"github.com/image-swapper/image-swapper/internal/registrytest"
 	"github.com/image-swapper/image-swapper/internal/store/storetest"
+	"github.com/image-swapper/image-swapper/internal/testenv"
 )
 
 // TestAReplicaKilledMidCopyIsTakenOver: two serve processes on one
@@ -90,7 +91,7 @@ store:
 	)
 
 	// A copies, and gets stuck at its first manifest PUT.
-	answerA := background(func() admitted { return admit(a, "00000000-0000-4000-8000-00000000000a", source) })
+	answerA := background(func() admitted { return post(a, "/mutate", "00000000-0000-4000-8000-00000000000a", source) })
 	select {
 	case <-reached:
 	case <-time.After(60 * time.Second):
@@ -104,8 +105,8 @@ store:
 	}
 
 	// B is asked for the same image and waits for A's claim.
-	answerB := background(func() admitted { return admit(b, "00000000-0000-4000-8000-00000000000b", source) })
-	if err := eventually(60*time.Second, 100*time.Millisecond, func() error {
+	answerB := background(func() admitted { return post(b, "/mutate", "00000000-0000-4000-8000-00000000000b", source) })
+	if err := testenv.Eventually(60*time.Second, 100*time.Millisecond, func() error {
 		v, _, err := b.sample(lost)
 		if err == nil && v != 1 {
 			err = fmt.Errorf("%s = %v; want 1", lost, v)
@@ -133,7 +134,7 @@ store:
 	t.Logf("A killed with %d manifest PUT(s) held; %d requests reached the target", held.Load(), len(dst.Requests()))
 
 	// B takes the copy over once A's claim lapses, and finishes it.
-	if err := eventually(90*time.Second, 250*time.Millisecond, func() error {
+	if err := testenv.Eventually(90*time.Second, 250*time.Millisecond, func() error {
 		v, ok, err := b.sample(takenOver)
 		switch {
 		case err != nil:
@@ -162,7 +163,7 @@ store:
 	}
 
 	// From now on B swaps the image.
-	later := admit(b, "00000000-0000-4000-8000-0000000000bb", source)
+	later := post(b, "/mutate", "00000000-0000-4000-8000-0000000000bb", source)
 	if later.err != nil {
 		t.Fatalf("B's later admission: %v", later.err)
 	}
@@ -177,19 +178,20 @@ type admitted struct {
 	err  error
 }
 
-// admit posts the AdmissionReview of a Pod running image to s's /mutate.
-func admit(s *server, uid, image string) admitted {
-	resp, err := s.client.Post("https://"+s.addr+"/mutate", "application/json", bytes.NewReader(review(uid, image)))
+// post sends the AdmissionReview of a Pod running image to s's endpoint
+// (/mutate or /validate).
+func post(s *server, endpoint, uid, image string) admitted {
+	resp, err := s.client.Post("https://"+s.addr+endpoint, "application/json", bytes.NewReader(review(uid, image)))
 	if err != nil {
-		return admitted{err: err}
+		return admitted{err: fmt.Errorf("%s %s: %w", s.name, endpoint, err)}
 	}
 	defer resp.Body.Close()
 	out, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return admitted{err: err}
+		return admitted{err: fmt.Errorf("%s %s: %w", s.name, endpoint, err)}
 	}
 	if resp.StatusCode != http.StatusOK {
-		return admitted{err: fmt.Errorf("%s: %s: %s", s.name, resp.Status, out)}
+		return admitted{err: fmt.Errorf("%s %s: %s: %s", s.name, endpoint, resp.Status, out)}
 	}
 	return admitted{body: string(out)}
 }

@@ -144,7 +144,7 @@ func TestPostgresDownMidRunLosesNothing(t *testing.T) {
 	}
 
 	// Written by the writer's own retries, while serve still runs.
-	err := eventually(2*time.Minute, 200*time.Millisecond, func() error {
+	err := testenv.Eventually(2*time.Minute, 200*time.Millisecond, func() error {
 		if q := s.metric(t, metricQueued); q != 0 {
 			return fmt.Errorf("%v records still queued", q)
 		}
@@ -227,7 +227,7 @@ func TestPostgresDownPastTheQueueBoundWritesAGap(t *testing.T) {
 	})
 	time.Sleep(time.Second)
 	pg.Stop()
-	err = eventually(time.Minute, 10*time.Millisecond, func() error {
+	err = testenv.Eventually(time.Minute, 10*time.Millisecond, func() error {
 		if dropped() == 0 {
 			return fmt.Errorf("no record dropped yet; %d queued", w.Pending())
 		}
@@ -363,7 +363,7 @@ func TestTwoServersShareOnePostgres(t *testing.T) {
 	}
 
 	for _, s := range servers {
-		err := eventually(time.Minute, 100*time.Millisecond, func() error {
+		err := testenv.Eventually(time.Minute, 100*time.Millisecond, func() error {
 			if q := s.metric(t, metricQueued); q != 0 {
 				return fmt.Errorf("%v records still queued", q)
 			}

@@ -1,11 +1,8 @@
 package ledger_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -66,20 +63,13 @@ security:
 		for i := range 100 {
 			s := servers[i%len(servers)]
 			wg.Go(func() {
-				body := review(fmt.Sprintf("%08x-0000-4000-8000-%012x", len(endpoint), i), image)
-				resp, err := s.client.Post("https://"+s.addr+endpoint, "application/json", bytes.NewReader(body))
-				if err != nil {
-					t.Errorf("%s %s: %v", s.name, endpoint, err)
-					return
-				}
-				defer resp.Body.Close()
-				out, _ := io.ReadAll(resp.Body)
-				if resp.StatusCode != http.StatusOK {
-					t.Errorf("%s %s: %s: %s", s.name, endpoint, resp.Status, out)
+				a := post(s, endpoint, fmt.Sprintf("%08x-0000-4000-8000-%012x", len(endpoint), i), image)
+				if a.err != nil {
+					t.Error(a.err)
 					return
 				}
 				mu.Lock()
-				answers = append(answers, string(out))
+				answers = append(answers, a.body)
 				mu.Unlock()
 			})
 		}
