@@ -196,6 +196,20 @@ func (c *svgChart) yAxis(left, right, top, height, topV, step float64) func(floa
 	return y
 }
 
+// xAxis draws the vertical grid of a bar chart for values 0..topV over
+// width from left, between top and axisY, with its labels, baseline and
+// title under it.
+func (c *svgChart) xAxis(left, width, top, axisY, topV, step float64, title string) func(float64) float64 {
+	x := func(v float64) float64 { return left + v/topV*width }
+	for v := 0.0; v <= topV+step/2; v += step {
+		c.Lines = append(c.Lines, svgLine{X1: x(v), Y1: top, X2: x(v), Y2: axisY, Class: "grid"})
+		c.Texts = append(c.Texts, svgText{X: x(v), Y: axisY + 16, Anchor: "middle", Class: "axis", Text: strconv.FormatFloat(v, 'f', -1, 64)})
+	}
+	c.Lines = append(c.Lines, svgLine{X1: left, Y1: top, X2: left, Y2: axisY, Class: "baseline"})
+	c.Texts = append(c.Texts, svgText{X: left + width/2, Y: axisY + 34, Anchor: "middle", Class: "axis", Text: title})
+	return x
+}
+
 // dayAxis labels the days under a chart, at most about eight of them.
 func (c *svgChart) dayAxis(days []Day, x func(int) float64, y float64) {
 	every := max(1, int(math.Ceil(float64(len(days))/8)))
@@ -345,14 +359,8 @@ func namespaceChart(nss []Namespace) svgChart {
 		maxV = max(maxV, total(n.Counts))
 	}
 	topV, step := niceScale(float64(maxV))
-	x := func(v float64) float64 { return left + v/topV*pw }
 	axisY := top + rowH*float64(len(sorted))
-	for v := 0.0; v <= topV+step/2; v += step {
-		c.Lines = append(c.Lines, svgLine{X1: x(v), Y1: top, X2: x(v), Y2: axisY, Class: "grid"})
-		c.Texts = append(c.Texts, svgText{X: x(v), Y: axisY + 16, Anchor: "middle", Class: "axis", Text: strconv.FormatFloat(v, 'f', -1, 64)})
-	}
-	c.Lines = append(c.Lines, svgLine{X1: left, Y1: top, X2: left, Y2: axisY, Class: "baseline"})
-	c.Texts = append(c.Texts, svgText{X: left + pw/2, Y: axisY + 34, Anchor: "middle", Class: "axis", Text: "Findings of the namespace's scanned images"})
+	x := c.xAxis(left, pw, top, axisY, topV, step, "Findings of the namespace's scanned images")
 	for i, n := range sorted {
 		y := top + rowH*float64(i)
 		label := shorten(n.Namespace, 22, false)
@@ -412,14 +420,8 @@ func topImagesChart(images []Image) svgChart {
 	pw := c.W - left - right
 	c.H = top0 + rowH*float64(len(top)) + bottom
 	topV, step := niceScale(float64(top[0].Scan.Counts.Critical))
-	x := func(v float64) float64 { return left + v/topV*pw }
 	axisY := top0 + rowH*float64(len(top))
-	for v := 0.0; v <= topV+step/2; v += step {
-		c.Lines = append(c.Lines, svgLine{X1: x(v), Y1: top0, X2: x(v), Y2: axisY, Class: "grid"})
-		c.Texts = append(c.Texts, svgText{X: x(v), Y: axisY + 16, Anchor: "middle", Class: "axis", Text: strconv.FormatFloat(v, 'f', -1, 64)})
-	}
-	c.Lines = append(c.Lines, svgLine{X1: left, Y1: top0, X2: left, Y2: axisY, Class: "baseline"})
-	c.Texts = append(c.Texts, svgText{X: left + pw/2, Y: axisY + 34, Anchor: "middle", Class: "axis", Text: "Critical findings"})
+	x := c.xAxis(left, pw, top0, axisY, topV, step, "Critical findings")
 	crit := severitySeries[0]
 	for i, img := range top {
 		y := top0 + rowH*float64(i)
