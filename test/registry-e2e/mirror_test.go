@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -165,14 +166,16 @@ func checkBlob(t *testing.T, ref string, desc v1.Descriptor, r io.Reader) {
 }
 
 // writeConfig writes an image-swapper config that swaps images of source
-// into target, with the given registries section, and returns its path.
-func writeConfig(t *testing.T, source, target string, registries map[string]any) string {
+// into target, with the given registries section and the top-level keys
+// of extra, and returns its path.
+func writeConfig(t *testing.T, source, target string, registries, extra map[string]any) string {
 	t.Helper()
 	cfg := map[string]any{
 		"sourceRegistries": []string{source},
 		"targetRegistry":   target,
 		"registries":       registries,
 	}
+	maps.Copy(cfg, extra)
 	data, err := yaml.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -200,7 +203,7 @@ func TestMirrorBetweenTwoDockerRegistries(t *testing.T) {
 	config := writeConfig(t, src.Host, dst.Host, map[string]any{
 		src.Host: map[string]any{"insecure": true},
 		dst.Host: map[string]any{"insecure": true},
-	})
+	}, nil)
 
 	app := seedIndex(t, srcReg.Host+"/src/app:1.0", 3, "linux/amd64", "linux/arm64")
 	appSource := src.Host + "/src/app:1.0"
@@ -337,7 +340,7 @@ func TestMirrorToAPasswordProtectedTarget(t *testing.T) {
 			"insecure": true,
 			"push":     map[string]any{"usernameEnv": "E2E_PUSH_USER", "passwordEnv": "E2E_PUSH_PASSWORD"},
 		},
-	})
+	}, nil)
 	basic := &authn.Basic{Username: user, Password: password}
 
 	tests := []struct {

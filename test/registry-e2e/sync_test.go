@@ -3,7 +3,6 @@ package registrye2e_test
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,7 +12,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/image-swapper/image-swapper/internal/config"
 	"github.com/image-swapper/image-swapper/internal/registrytest"
@@ -54,22 +52,9 @@ func TestSyncBetweenTwoDockerRegistries(t *testing.T) {
 	dst := registrytest.NewProxy(t, dstReg.Host)
 	db := filepath.Join(t.TempDir(), "state.db")
 	writeSyncConfig := func(policy string) string {
-		cfg := map[string]any{
-			"sourceRegistries": []string{src.Host},
-			"targetRegistry":   dst.Host,
-			"registries":       map[string]any{src.Host: map[string]any{"insecure": true}, dst.Host: map[string]any{"insecure": true}},
-			"store":            map[string]any{"path": db},
-			"mirroring":        map[string]any{"sync": map[string]any{"policy": policy}},
-		}
-		data, err := yaml.Marshal(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		path := filepath.Join(t.TempDir(), "config.yaml")
-		if err := os.WriteFile(path, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return path
+		return writeConfig(t, src.Host, dst.Host,
+			map[string]any{src.Host: map[string]any{"insecure": true}, dst.Host: map[string]any{"insecure": true}},
+			map[string]any{"store": map[string]any{"path": db}, "mirroring": map[string]any{"sync": map[string]any{"policy": policy}}})
 	}
 	follow, freeze := writeSyncConfig("follow"), writeSyncConfig("freeze")
 
