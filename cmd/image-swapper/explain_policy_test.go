@@ -12,7 +12,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	"github.com/image-swapper/image-swapper/internal/policyapi"
 	"github.com/image-swapper/image-swapper/internal/testenv"
@@ -103,7 +102,9 @@ func TestExplainReadsClusterPolicies(t *testing.T) {
 	dyn := dynamic.NewForConfigOrDie(cfg)
 	kube := kubernetes.NewForConfigOrDie(cfg)
 	ctx := context.Background()
-	installPolicyCRDs(t, cfg)
+	if err := testenv.InstallChartCRDs(cfg); err != nil {
+		t.Fatal(err)
+	}
 
 	ns, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "explain-"}}, metav1.CreateOptions{})
 	if err != nil {
@@ -128,18 +129,5 @@ func TestExplainReadsClusterPolicies(t *testing.T) {
 	}
 	if want := "policy:     ImagePolicy/" + ns.Name + "/strict"; !strings.Contains(out, want) || !strings.Contains(out, "action:     deny") {
 		t.Errorf("output lacks a denial by %q:\n%s", want, out)
-	}
-}
-
-// installPolicyCRDs installs the chart's CRDs, unless they are there, and
-// waits until they are served.
-func installPolicyCRDs(t *testing.T, cfg *rest.Config) {
-	t.Helper()
-	files, err := filepath.Glob("../../deploy/helm/image-swapper/files/crds/*.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := testenv.InstallCRDs(cfg, files...); err != nil {
-		t.Fatal(err)
 	}
 }

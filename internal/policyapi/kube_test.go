@@ -58,21 +58,13 @@ func cluster(t *testing.T) (*rest.Config, dynamic.Interface, kubernetes.Interfac
 	kube := kubernetes.NewForConfigOrDie(cfg)
 	installed.once.Do(func() {
 		start := time.Now()
-		installed.err = installCRDs(cfg)
+		installed.err = testenv.InstallChartCRDs(cfg)
 		installed.took = time.Since(start)
 	})
 	if installed.err != nil {
 		t.Fatal(installed.err)
 	}
 	return cfg, dyn, kube
-}
-
-func installCRDs(cfg *rest.Config) error {
-	files, err := filepath.Glob(filepath.Join(crdDir, "*.yaml"))
-	if err != nil {
-		return err
-	}
-	return testenv.InstallCRDs(cfg, files...)
 }
 
 func namespace(t *testing.T, kube kubernetes.Interface, prefix string) string {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -82,6 +83,20 @@ func InstallCRDs(cfg *rest.Config, files ...string) error {
 		}
 	}
 	return nil
+}
+
+// InstallChartCRDs installs the CRDs the chart ships
+// (deploy/helm/image-swapper/files/crds) with InstallCRDs.
+func InstallChartCRDs(cfg *rest.Config) error {
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	files, err := filepath.Glob(filepath.Join(root, "deploy", "helm", "image-swapper", "files", "crds", "*.yaml"))
+	if err != nil {
+		return err
+	}
+	return InstallCRDs(cfg, files...)
 }
 
 // readCRD reads the first non-empty document of path, without status.

@@ -3,7 +3,6 @@ package e2e_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -11,7 +10,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/rest"
 
 	"github.com/image-swapper/image-swapper/internal/policyapi"
 	"github.com/image-swapper/image-swapper/internal/testenv"
@@ -25,7 +23,9 @@ import (
 func (s *suite) testImagePolicies(t *testing.T) {
 	ctx := context.Background()
 	dyn := dynamic.NewForConfigOrDie(s.plane.Config())
-	installPolicyCRDs(t, s.plane.Config())
+	if err := testenv.InstallChartCRDs(s.plane.Config()); err != nil {
+		t.Fatal(err)
+	}
 	sw := s.startSwapper(t, swapperOptions{id: "policies", config: s.config(s.dst.Host, "", "")})
 	a, b := "policies-a", "policies-b"
 	s.namespace(t, a, map[string]string{serverLabel: sw.id})
@@ -91,18 +91,5 @@ func (s *suite) testImagePolicies(t *testing.T) {
 		return fmt.Errorf("status %v", u.Object["status"])
 	}); err != nil {
 		t.Fatalf("the server wrote no status refusing the exception: %v", err)
-	}
-}
-
-// installPolicyCRDs installs the CRDs the chart ships, unless they are
-// there, and waits until they are served.
-func installPolicyCRDs(t *testing.T, cfg *rest.Config) {
-	t.Helper()
-	files, err := filepath.Glob("../../deploy/helm/image-swapper/files/crds/*.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := testenv.InstallCRDs(cfg, files...); err != nil {
-		t.Fatal(err)
 	}
 }
